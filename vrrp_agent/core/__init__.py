@@ -1,0 +1,16 @@
+"""Sans-I/O VRRP core: events and the current time in, actions out."""
+
+from vrrp_agent.core.actions import Action, AddVips, Announce, RemoveVips, SendAdvert, StateChanged
+from vrrp_agent.core.router import Router, RouterParams, State
+
+__all__ = [
+    "Action",
+    "AddVips",
+    "Announce",
+    "RemoveVips",
+    "Router",
+    "RouterParams",
+    "SendAdvert",
+    "State",
+    "StateChanged",
+]

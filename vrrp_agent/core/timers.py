@@ -1,0 +1,29 @@
+"""VRRP timer formulas as plain functions of the protocol parameters.
+
+RFC 3768 (VRRPv2) counts in whole seconds and its Skew_Time ignores the
+advertisement interval; RFC 9568 (VRRPv3) scales Skew_Time by the master's
+advertisement interval, so a fast interval also shortens the skew.
+"""
+
+
+def skew_time(version: int, priority: int, master_adver_interval: float) -> float:
+    """Seconds a backup of this priority waits beyond 3 intervals."""
+    if version == 2:
+        return (256 - priority) / 256
+    return (256 - priority) * master_adver_interval / 256
+
+
+def master_down_interval(version: int, priority: int, master_adver_interval: float) -> float:
+    """Seconds without an advertisement after which a backup declares the master down."""
+    return 3 * master_adver_interval + skew_time(version, priority, master_adver_interval)
+
+
+def interval_on_wire(version: int, seconds: float) -> int:
+    """The advertisement interval field: whole seconds (v2) or centiseconds (v3)."""
+    if version == 2:
+        return int(round(seconds))
+    return int(round(seconds * 100))
+
+
+def interval_from_wire(version: int, value: int) -> float:
+    return float(value) if version == 2 else value / 100
