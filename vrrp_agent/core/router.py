@@ -81,6 +81,7 @@ class Stats:
     priority_zero_received: int = 0
     priority_zero_sent: int = 0
     address_list_mismatch: int = 0
+    tx_errors: int = 0
     rx_dropped: Counter[str] = field(default_factory=Counter)
 
 

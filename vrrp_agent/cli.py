@@ -1,0 +1,140 @@
+"""vrrp-agent run | validate | status.
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+`validate` and `status` import neither asyncio nor the network layer, so they
+answer quickly from a shell or an Ansible `validate:`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from vrrp_agent import __version__
+from vrrp_agent.config import Config, ConfigError, load
+
+DEFAULT_CONFIG = "/etc/vrrp-agent/agent.yml"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vrrp-agent", description="A VRRP v2/v3 daemon with keepalived's vocabulary.")
+    p.add_argument("--version", action="version", version=f"vrrp-agent {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, text in (
+        ("run", "run in the foreground, logging to stderr"),
+        ("validate", "check a configuration file and exit"),
+        ("status", "ask the running agent for its state"),
+    ):
+        s = sub.add_parser(name, help=text, description=text)
+        s.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"default {DEFAULT_CONFIG}")
+        if name == "run":
+            s.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+        if name == "status":
+            s.add_argument("--json", action="store_true", help="print the raw JSON document")
+    return p
+
+
+def _load_or_exit(path: str) -> Config:
+    try:
+        return load(path)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        sys.exit(2)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = _load_or_exit(args.config)
+    print(
+        f"{args.config}: OK ({len(cfg.vrrp_instances)} vrrp_instances, "
+        f"{len(cfg.virtual_servers)} virtual_servers)"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    # The configuration is checked completely before anything touches the network.
+    cfg = _load_or_exit(args.config)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level,
+        format="%(asctime)s.%(msecs)03d %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    import asyncio
+
+    from vrrp_agent import daemon
+
+    try:
+        return asyncio.run(daemon.run(cfg))
+    except PermissionError as err:
+        logging.getLogger("vrrp_agent").error(
+            "%s: vrrp-agent needs CAP_NET_RAW and CAP_NET_ADMIN", err
+        )
+        return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from vrrp_agent.io.control import request
+
+    cfg = _load_or_exit(args.config)
+    path = cfg.global_defs.control_socket
+    try:
+        answer = request(path)
+    except (OSError, ValueError) as err:
+        print(f"vrrp-agent status: no agent answers on {path}: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+        return 0
+    print(_table(answer))
+    return 0
+
+
+def _table(answer: dict[str, object]) -> str:
+    rows = [("INSTANCE", "STATE", "PRIO", "EFF", "IFACE", "VRID", "VIPS", "MASTER", "REASON")]
+    instances = answer.get("instances", {})
+    assert isinstance(instances, dict)
+    for name, st in instances.items():
+        rows.append(
+            (
+                name,
+                st["state"],
+                str(st["priority"]),
+                str(st["effective_priority"]),
+                st["interface"],
+                str(st["virtual_router_id"]),
+                ",".join(st["virtual_ipaddress"]),
+                st["master_ip"] or "-",
+                st["last_transition_reason"],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
+             for r in rows]  # fmt: skip
+    dropped = answer.get("rx_dropped") or {}
+    header = "router_id {}  pid {}  uptime {}s".format(
+        answer.get("router_id"), answer.get("pid"), answer.get("uptime")
+    )
+    if dropped:
+        header += f"  unattributed drops {dropped}"
+    return "\n".join([header, *lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"run": cmd_run, "validate": cmd_validate, "status": cmd_status}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""asyncio glue: sockets and signals in, `loop.time()` into the core, one
+timer handle for the core's earliest deadline.
+
+Signal handlers only record the signal (as ExaBGP does); the main coroutine
+acts on it between events, so a reload never interleaves with a packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections import Counter
+
+from vrrp_agent.config import Config, ConfigError, Instance, garp_settings, load
+from vrrp_agent.io import control, systemd
+from vrrp_agent.io.accept_filter import AcceptFilter
+from vrrp_agent.io.executor import InstanceIO, StartupError, family_of
+from vrrp_agent.io.netlink import Rtnl
+from vrrp_agent.io.vrrp_socket import Received, VrrpSocket
+from vrrp_agent.status import agent_status
+from vrrp_agent.wire import DecodeError, decode
+
+log = logging.getLogger("vrrp_agent")
+
+TTL = 255
+# Keys not acted on yet: accepted so keepalived-shaped files validate, and
+# announced at start so nobody believes they are in force.
+_NOT_YET = ("track_script", "track_interface", "track_file", "notify_master", "notify_backup",
+            "notify_fault", "notify_stop", "notify")  # fmt: skip
+
+
+def _identity(cfg: Config, inst: Instance) -> tuple[object, ...]:
+    """Everything that, if changed, makes an instance a different one on reload."""
+    return (inst, garp_settings(cfg, inst))
+
+
+class Agent:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.rtnl = Rtnl()
+        self.accept_filter = AcceptFilter()
+        self.sockets: dict[tuple[str, int], VrrpSocket] = {}
+        self.instances: dict[str, InstanceIO] = {}
+        self.by_vrid: dict[tuple[str, int, int], InstanceIO] = {}
+        self.rx_dropped: Counter[str] = Counter()
+        self.signals: list[int] = []
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+        self._server: asyncio.AbstractServer | None = None
+        self.loop = asyncio.get_running_loop()
+        self.started_at = self.loop.time()
+        self.reloads = 0
+
+    # --------------------------------------------------------------- lifecycle
+
+    async def run(self) -> int:
+        built = self._build(self.cfg, list(self.cfg.vrrp_instances.values()))
+        self._warn_inert(self.cfg)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            self.loop.add_signal_handler(sig, self._record_signal, sig)
+        self._server = await control.serve(self.cfg.global_defs.control_socket, self.status)
+        self._start(built)
+        systemd.notify("READY=1")
+        log.info("vrrp-agent ready: %d instance(s), pid %d", len(self.instances), os.getpid())
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.signals:
+                sig = self.signals.pop(0)
+                if sig == signal.SIGHUP:
+                    await self._reload()
+                else:
+                    log.info("received %s: shutting down", signal.Signals(sig).name)
+                    systemd.notify("STOPPING=1")
+                    self._stop_all()
+                    return 0
+
+    def _record_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+        self._wake.set()
+
+    def _build(self, cfg: Config, insts: list[Instance]) -> list[InstanceIO]:
+        """Open what the instances need. All or nothing: on StartupError the
+        instances built so far are closed and nothing has been configured."""
+        built: list[InstanceIO] = []
+        new_sockets: list[tuple[str, int]] = []
+        try:
+            for inst in insts:
+                key = (inst.interface, family_of(inst))
+                sock = self.sockets.get(key)
+                if sock is None:
+                    index = _ifindex(inst)
+                    sock = VrrpSocket(key[1], inst.interface, index)
+                    self.sockets[key] = sock
+                    new_sockets.append(key)
+                built.append(InstanceIO(cfg, inst, self.rtnl, sock, self.accept_filter))
+        except (StartupError, OSError):
+            for io in built:
+                io.close()
+            for key in new_sockets:
+                self.sockets.pop(key).close()
+            raise
+        return built
+
+    def _start(self, built: list[InstanceIO]) -> None:
+        now = self.loop.time()
+        for io in built:
+            self.instances[io.inst.name] = io
+            self.by_vrid[(io.inst.interface, io.sock.family, io.inst.virtual_router_id)] = io
+            self.loop.add_reader(io.sock.fileno(), self._on_readable, io.sock)
+            io.execute(io.router.start(now))
+        self._reschedule()
+
+    def _stop(self, names: list[str]) -> None:
+        now = self.loop.time()
+        for name in names:
+            io = self.instances.pop(name)
+            io.execute(io.router.shutdown(now))
+            io.close()
+            del self.by_vrid[(io.inst.interface, io.sock.family, io.inst.virtual_router_id)]
+        self._reschedule()
+
+    def _close_unused_sockets(self) -> None:
+        in_use = {(io.inst.interface, io.sock.family) for io in self.instances.values()}
+        for key in [k for k in self.sockets if k not in in_use]:
+            sock = self.sockets.pop(key)
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+
+    def _stop_all(self) -> None:
+        self._stop(list(self.instances))
+        self._close_unused_sockets()
+        try:
+            self.accept_filter.clear()
+        except OSError as err:
+            log.error("removing the accept-mode filter failed: %s", err)
+        if self._server is not None:
+            self._server.close()
+            control.remove(self.cfg.global_defs.control_socket)
+        self.rtnl.close()
+
+    async def _reload(self) -> None:
+        systemd.notify("RELOADING=1")
+        log.info("reloading %s", self.cfg.path)
+        try:
+            new = load(self.cfg.path)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("%s", problem)
+            log.error("reload refused: keeping the running configuration")
+            systemd.notify("READY=1")
+            return
+        old_ids = {n: _identity(self.cfg, io.inst) for n, io in self.instances.items()}
+        new_ids = {n: _identity(new, i) for n, i in new.vrrp_instances.items()}
+        gone = [n for n in old_ids if old_ids[n] != new_ids.get(n)]
+        fresh = [new.vrrp_instances[n] for n in new_ids if new_ids[n] != old_ids.get(n)]
+        try:
+            # Building opens sockets and reads addresses but configures nothing,
+            # so a failure here leaves the running instances untouched.
+            built = self._build(new, fresh)
+        except (StartupError, OSError) as err:
+            log.error("reload refused: %s; keeping the running configuration", err)
+            systemd.notify("READY=1")
+            return
+        self._stop(gone)
+        if new.global_defs.control_socket != self.cfg.global_defs.control_socket:
+            if self._server is not None:
+                self._server.close()
+                control.remove(self.cfg.global_defs.control_socket)
+            self._server = await control.serve(new.global_defs.control_socket, self.status)
+        self.cfg = new
+        self.reloads += 1
+        self._start(built)
+        self._close_unused_sockets()
+        kept = [n for n in new_ids if n in old_ids and old_ids[n] == new_ids[n]]
+        log.info(
+            "reloaded: %d kept, %d stopped, %d started",
+            len(kept),
+            len(gone),
+            len(fresh),
+        )
+        self._warn_inert(new)
+        systemd.notify("READY=1")
+
+    def _warn_inert(self, cfg: Config) -> None:
+        for inst in cfg.vrrp_instances.values():
+            unused = [k for k in _NOT_YET if getattr(inst, k)]
+            if unused:
+                log.warning(
+                    "(%s) %s: accepted but not acted on by this version",
+                    inst.name,
+                    ", ".join(unused),
+                )
+        for key in ("vrrp_sync_groups", "virtual_servers"):
+            if getattr(cfg, key):
+                log.warning("%s: accepted but not acted on by this version", key)
+
+    # ------------------------------------------------------------------ events
+
+    def _on_readable(self, sock: VrrpSocket) -> None:
+        for _ in range(64):  # bounded, so a flood cannot starve timers
+            try:
+                pkt = sock.recv()
+            except BlockingIOError:
+                break
+            except DecodeError as err:
+                self.rx_dropped[err.reason] += 1
+                continue
+            except OSError as err:
+                log.warning("receive on %s failed: %s", sock.ifname, err)
+                break
+            self._dispatch(sock, pkt)
+        self._reschedule()
+
+    def _dispatch(self, sock: VrrpSocket, pkt: Received) -> None:
+        payload = pkt.payload
+        if len(payload) < 8:
+            self.rx_dropped["truncated"] += 1
+            return
+        io = self.by_vrid.get((sock.ifname, sock.family, payload[1]))
+        if io is None:
+            self.rx_dropped["unknown_vrid"] += 1
+            return
+        if pkt.ttl != TTL:
+            io.router.drop("ttl")
+            return
+        try:
+            adv = decode(
+                payload,
+                src=pkt.src,
+                dst=pkt.dst,
+                pseudo_header=io.inst.v3_checksum_pseudo_header,
+            )
+        except DecodeError as err:
+            io.router.drop(err.reason)
+            return
+        io.execute(io.router.receive(adv, pkt.src, self.loop.time()))
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        # asyncio may run a handle up to one clock resolution early.
+        now = max(self.loop.time(), self._timer_when)
+        for io in list(self.instances.values()):
+            deadline = io.router.next_deadline()
+            if deadline is not None and deadline <= now:
+                io.execute(io.router.on_timer(now))
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        deadlines = [
+            d for io in self.instances.values() if (d := io.router.next_deadline()) is not None
+        ]
+        when = min(deadlines, default=None)
+        if self._timer is not None:
+            if when == self._timer_when:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if when is not None:
+            self._timer_when = when
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def status(self) -> dict[str, object]:
+        return agent_status(self)
+
+
+def _ifindex(inst: Instance) -> int:
+    try:
+        return socket.if_nametoindex(inst.interface)
+    except OSError:
+        raise StartupError(
+            f"vrrp_instances.{inst.name}: interface {inst.interface} not found on this host"
+        ) from None
+
+
+async def run(cfg: Config) -> int:
+    try:
+        agent = Agent(cfg)
+        return await agent.run()
+    except StartupError as err:
+        log.error("%s", err)
+        return 1

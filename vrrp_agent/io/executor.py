@@ -1,0 +1,231 @@
+"""Carries out one instance's actions on the real network.
+
+Built from a validated configuration instance plus what the kernel says about
+its interface; the only piece of the agent that turns core actions into
+packets and addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from vrrp_agent.config import Config, Instance, garp_settings
+from vrrp_agent.core import (
+    Action,
+    AddVips,
+    Announce,
+    RemoveVips,
+    Router,
+    RouterParams,
+    SendAdvert,
+    StateChanged,
+)
+from vrrp_agent.io.accept_filter import AcceptFilter
+from vrrp_agent.io.announce import Announcer
+from vrrp_agent.io.iface import Link, link, link_local_ipv6, primary_ipv4
+from vrrp_agent.io.netlink import Rtnl
+from vrrp_agent.io.vrrp_socket import VrrpSocket
+from vrrp_agent.wire import AUTH_NONE, AUTH_PASS, MCAST_V4, MCAST_V6, encode
+
+log = logging.getLogger("vrrp_agent")
+
+IPAddr = IPv4Address | IPv6Address
+
+
+class StartupError(Exception):
+    """The host cannot run this instance (missing interface, no address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Vip:
+    link: Link
+    interface: object  # IPv4Interface | IPv6Interface
+    label: str | None
+    advertised: bool
+
+    @property
+    def ip(self) -> IPAddr:
+        return self.interface.ip  # type: ignore[attr-defined,no-any-return]
+
+
+def router_params(cfg: Config, inst: Instance, local_ip: IPAddr) -> RouterParams:
+    garp = garp_settings(cfg, inst)
+    return RouterParams(
+        name=inst.name,
+        vrid=inst.virtual_router_id,
+        version=inst.version,
+        priority=inst.priority,
+        advert_int=inst.advert_int,
+        addresses=tuple(v.address.ip for v in inst.virtual_ipaddress),
+        local_ip=local_ip,
+        preempt=not inst.nopreempt,
+        preempt_delay=inst.preempt_delay,
+        start_as_master=inst.state == "MASTER",
+        auth_type=AUTH_PASS if inst.auth_type == "PASS" else AUTH_NONE,
+        auth_data=(inst.auth_pass or "").encode(),
+        unicast_peers=frozenset(inst.unicast_peer),
+        garp_master_delay=garp.master_delay,
+        garp_master_repeat=garp.master_repeat,
+        garp_master_refresh=garp.master_refresh,
+        garp_master_refresh_repeat=garp.master_refresh_repeat,
+    )
+
+
+class InstanceIO:
+    def __init__(
+        self,
+        cfg: Config,
+        inst: Instance,
+        rtnl: Rtnl,
+        sock: VrrpSocket,
+        accept_filter: AcceptFilter,
+    ) -> None:
+        self.inst = inst
+        self.rtnl = rtnl
+        self.sock = sock
+        self.accept_filter = accept_filter
+        self.link = _link(inst, inst.interface)
+        self.vips = [
+            Vip(_link(inst, v.dev or inst.interface), v.address, v.label, True)
+            for v in inst.virtual_ipaddress
+        ] + [
+            Vip(_link(inst, v.dev or inst.interface), v.address, v.label, False)
+            for v in inst.virtual_ipaddress_excluded
+        ]
+        self.local_ip = self._local_ip()
+        self.router = Router(router_params(cfg, inst, self.local_ip))
+        self.garp_interval = garp_settings(cfg, inst).interval
+        self.announcers = {v.link.name: Announcer(v.link) for v in self.vips}
+        self.destinations: tuple[IPAddr, ...] = inst.unicast_peer or (
+            (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
+        )
+        self._announcing: asyncio.Task[None] | None = None
+        self.holds_vips = False
+
+    def _local_ip(self) -> IPAddr:
+        if self.inst.unicast_src_ip is not None:
+            return self.inst.unicast_src_ip
+        own = {v.ip for v in self.vips}
+        if self.inst.family == 4:
+            ip: IPAddr | None = primary_ipv4(self.rtnl, self.link.index, own)  # type: ignore[arg-type]
+            what = "IPv4 address"
+        else:
+            ip = link_local_ipv6(self.rtnl, self.link.index)
+            what = "IPv6 link-local address"
+        if ip is None:
+            raise StartupError(
+                f"vrrp_instances.{self.inst.name}: interface {self.inst.interface} has no {what} "
+                "to send advertisements from (set unicast_src_ip or add one)"
+            )
+        return ip
+
+    # ------------------------------------------------------------------ actions
+
+    def execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendAdvert):
+                self._send(action)
+            elif isinstance(action, AddVips):
+                self._add_vips()
+            elif isinstance(action, RemoveVips):
+                self._remove_vips(action.reason)
+            elif isinstance(action, Announce):
+                self._announce(action.count)
+            elif isinstance(action, StateChanged):
+                self._log_transition(action)
+
+    def _send(self, action: SendAdvert) -> None:
+        pseudo = self.inst.v3_checksum_pseudo_header
+        for dst in self.destinations:
+            payload = encode(action.advert, src=self.local_ip, dst=dst, pseudo_header=pseudo)
+            try:
+                self.sock.send(payload, self.local_ip, dst)
+            except OSError as err:
+                # A down link must not kill the agent; the next interval tries again.
+                self.router.stats.tx_errors += 1
+                log.warning("(%s) sending advertisement to %s failed: %s", self.inst.name, dst, err)
+
+    @property
+    def filtered(self) -> bool:
+        """RFC 9568 Accept_Mode off, and not the address owner."""
+        return not self.inst.accept and self.inst.priority != 255
+
+    def _add_vips(self) -> None:
+        added = []
+        for v in self.vips:
+            try:
+                if self.rtnl.add_address(v.link.index, v.interface, v.label):  # type: ignore[arg-type]
+                    added.append(str(v.interface))
+            except OSError as err:
+                log.error("(%s) adding %s failed: %s", self.inst.name, v.interface, err)
+        self.holds_vips = True
+        if self.filtered:
+            try:
+                self.accept_filter.block([v.ip for v in self.vips])
+            except OSError as err:
+                log.error("(%s) accept mode filter: %s", self.inst.name, err)
+        if added:
+            log.info("(%s) added virtual addresses %s", self.inst.name, ", ".join(added))
+
+    def _remove_vips(self, reason: str) -> None:
+        if self._announcing is not None:
+            self._announcing.cancel()
+            self._announcing = None
+        removed = []
+        for v in self.vips:
+            try:
+                if self.rtnl.del_address(v.link.index, v.interface):  # type: ignore[arg-type]
+                    removed.append(str(v.interface))
+            except OSError as err:
+                log.error("(%s) removing %s failed: %s", self.inst.name, v.interface, err)
+        self.holds_vips = False
+        if self.filtered:
+            try:
+                self.accept_filter.unblock([v.ip for v in self.vips])
+            except OSError as err:
+                log.error("(%s) accept mode filter: %s", self.inst.name, err)
+        if removed:
+            log.info(
+                "(%s) removed virtual addresses %s (%s)", self.inst.name, ", ".join(removed), reason
+            )
+
+    def _announce(self, count: int) -> None:
+        if self._announcing is not None:
+            self._announcing.cancel()
+        self._announcing = asyncio.get_running_loop().create_task(self._announce_burst(count))
+
+    async def _announce_burst(self, count: int) -> None:
+        for i in range(count):
+            if i and self.garp_interval > 0:
+                await asyncio.sleep(self.garp_interval)
+            for v in self.vips:
+                try:
+                    self.announcers[v.link.name].announce(v.ip)
+                except OSError as err:
+                    log.warning("(%s) announcing %s failed: %s", self.inst.name, v.ip, err)
+
+    def _log_transition(self, action: StateChanged) -> None:
+        log.info("(%s) Entering %s STATE (%s)", self.inst.name, action.new, action.reason)
+
+    def close(self) -> None:
+        if self._announcing is not None:
+            self._announcing.cancel()
+        for a in self.announcers.values():
+            a.close()
+
+
+def _link(inst: Instance, name: str) -> Link:
+    try:
+        return link(name)
+    except OSError as err:
+        raise StartupError(
+            f"vrrp_instances.{inst.name}: interface {name} not found on this host ({err})"
+        ) from None
+
+
+def family_of(inst: Instance) -> int:
+    return socket.AF_INET if inst.family == 4 else socket.AF_INET6

@@ -1,0 +1,46 @@
+"""What the agent needs to know about a local interface."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from vrrp_agent.io.netlink import IFA_F_SECONDARY, Rtnl
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    index: int
+    mac: bytes
+
+
+def link(name: str) -> Link:
+    """Raises OSError when the interface does not exist."""
+    index = socket.if_nametoindex(name)
+    with open(f"/sys/class/net/{name}/address") as f:
+        mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    return Link(name, index, mac.ljust(6, b"\0")[:6])
+
+
+def primary_ipv4(rtnl: Rtnl, ifindex: int, exclude: set[IPv4Address]) -> IPv4Address | None:
+    """The interface's primary IPv4 address: the source of our adverts and the
+    tie-breaker at equal priority. Our own VIPs never count, or a master would
+    compare itself by an address it only borrowed."""
+    for addr in rtnl.addresses(ifindex, socket.AF_INET):
+        ip = addr.ip
+        if isinstance(ip, IPv4Address) and not addr.flags & IFA_F_SECONDARY and ip not in exclude:
+            return ip
+    for addr in rtnl.addresses(ifindex, socket.AF_INET):
+        if isinstance(addr.ip, IPv4Address) and addr.ip not in exclude:
+            return addr.ip
+    return None
+
+
+def link_local_ipv6(rtnl: Rtnl, ifindex: int) -> IPv6Address | None:
+    """RFC 9568 5.1.2.1: IPv6 adverts come from the interface's link-local address."""
+    for addr in rtnl.addresses(ifindex, socket.AF_INET6):
+        if isinstance(addr.ip, IPv6Address) and addr.ip.is_link_local:
+            return addr.ip
+    return None

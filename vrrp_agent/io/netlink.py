@@ -1,0 +1,179 @@
+"""Addresses through rtnetlink, with pyroute2's message classes.
+
+Only the message codecs are imported. `import pyroute2` runs a package
+`__init__` that pulls in NDB, IPDB and every socket class (~0.13 s and
+~10 MB here); the daemon must start within 0.5 s and stay small, so we load
+the two modules we use without running that `__init__`.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import itertools
+import socket
+import struct
+import sys
+import types
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
+
+
+def _import_codecs() -> tuple[type, type]:
+    installed_stub = False
+    if "pyroute2" not in sys.modules:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is None or spec.submodule_search_locations is None:
+            raise ImportError("pyroute2 is not installed")
+        stub = types.ModuleType("pyroute2")
+        stub.__path__ = list(spec.submodule_search_locations)
+        stub.__spec__ = spec
+        sys.modules["pyroute2"] = stub
+        installed_stub = True
+    try:
+        from pyroute2.netlink import nlmsgerr
+        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    finally:
+        if installed_stub:
+            # A later plain `import pyroute2` (tests do) then runs the real __init__,
+            # reusing the submodules loaded here.
+            del sys.modules["pyroute2"]
+    return ifaddrmsg, nlmsgerr
+
+
+_ifaddrmsg, _nlmsgerr = _import_codecs()
+
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
+IFA_F_SECONDARY = 0x01
+IFA_F_NODAD = 0x02
+# Tag our addresses (IFA_PROTO, Linux 6.1+) so `ip -d addr` shows who put them there.
+IFA_PROTO_VRRP_AGENT = 112
+
+_NLMSG_HDR = struct.Struct("=IHHII")
+
+
+class NetlinkError(OSError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    ifindex: int
+    interface: IPv4Interface | IPv6Interface
+    flags: int
+    label: str | None
+
+    @property
+    def ip(self) -> IPv4Address | IPv6Address:
+        return self.interface.ip
+
+
+class Rtnl:
+    """A blocking rtnetlink socket. Kernel-local requests answer in microseconds,
+    so the asyncio loop calls it directly."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.sock.bind((0, 0))
+        self._seq = itertools.count(1)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _request(self, msg_type: int, flags: int, msg: object) -> list[bytes]:
+        seq = next(self._seq)
+        msg["header"]["type"] = msg_type  # type: ignore[index]
+        msg["header"]["flags"] = flags  # type: ignore[index]
+        msg["header"]["sequence_number"] = seq  # type: ignore[index]
+        msg.encode()  # type: ignore[attr-defined]
+        self.sock.send(msg.data)  # type: ignore[attr-defined]
+        replies: list[bytes] = []
+        while True:
+            data = self.sock.recv(1 << 16)
+            off = 0
+            while off + _NLMSG_HDR.size <= len(data):
+                length, typ, _flags, rseq, _pid = _NLMSG_HDR.unpack_from(data, off)
+                chunk = data[off : off + length]
+                off += (length + 3) & ~3
+                if rseq != seq:
+                    continue
+                if typ == NLMSG_DONE:
+                    return replies
+                if typ == NLMSG_ERROR:
+                    err = _nlmsgerr(chunk)
+                    err.decode()
+                    code = -err["error"]
+                    if code:
+                        raise NetlinkError(code, errno.errorcode.get(code, str(code)))
+                    return replies
+                replies.append(chunk)
+
+    def addresses(
+        self, ifindex: int | None = None, family: int = socket.AF_UNSPEC
+    ) -> list[Address]:
+        req = _ifaddrmsg()
+        req["family"] = family
+        out = []
+        for raw in self._request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, req):
+            m = _ifaddrmsg(raw)
+            m.decode()
+            if ifindex is not None and m["index"] != ifindex:
+                continue
+            local = m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")
+            flags = m.get_attr("IFA_FLAGS") or m["flags"]
+            iface = ip_interface(f"{local}/{m['prefixlen']}")
+            out.append(Address(m["index"], iface, flags, m.get_attr("IFA_LABEL")))
+        return out
+
+    def _addr_msg(
+        self, ifindex: int, iface: IPv4Interface | IPv6Interface, label: str | None
+    ) -> object:
+        m = _ifaddrmsg()
+        m["index"] = ifindex
+        m["prefixlen"] = iface.network.prefixlen
+        ip = str(iface.ip)
+        if iface.version == 4:
+            m["family"] = socket.AF_INET
+            attrs = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+            if iface.network.prefixlen < 31:
+                attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
+            if label:
+                attrs.append(("IFA_LABEL", label))
+        else:
+            m["family"] = socket.AF_INET6
+            # No duplicate address detection: the address must answer the moment we are master.
+            m["flags"] = IFA_F_NODAD
+            attrs = [("IFA_ADDRESS", ip), ("IFA_FLAGS", IFA_F_NODAD)]
+        attrs.append(("IFA_PROTO", IFA_PROTO_VRRP_AGENT))
+        m["attrs"] = attrs
+        return m
+
+    def add_address(
+        self, ifindex: int, iface: IPv4Interface | IPv6Interface, label: str | None = None
+    ) -> bool:
+        """Add an address; False if it was already there."""
+        try:
+            self._request(
+                RTM_NEWADDR,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                self._addr_msg(ifindex, iface, label),
+            )
+        except NetlinkError as err:
+            if err.errno == errno.EEXIST:
+                return False
+            raise
+        return True
+
+    def del_address(self, ifindex: int, iface: IPv4Interface | IPv6Interface) -> bool:
+        """Remove an address; False if it was not there."""
+        try:
+            self._request(
+                RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, self._addr_msg(ifindex, iface, None)
+            )
+        except NetlinkError as err:
+            if err.errno in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV):
+                return False
+            raise
+        return True

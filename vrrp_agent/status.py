@@ -1,0 +1,66 @@
+"""The `status` document: what an operator needs to see at a glance."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from vrrp_agent import __version__
+
+if TYPE_CHECKING:
+    from vrrp_agent.daemon import Agent
+    from vrrp_agent.io.executor import InstanceIO
+
+
+def instance_status(io: InstanceIO, now: float) -> dict[str, object]:
+    r = io.router
+    st = r.stats
+    return {
+        "state": r.state.value,
+        "priority": r.params.priority,
+        "effective_priority": r.effective_priority,
+        "interface": io.inst.interface,
+        "virtual_router_id": r.params.vrid,
+        "version": r.params.version,
+        "advert_int": r.params.advert_int,
+        "source_ip": str(r.params.local_ip),
+        "unicast_peer": [str(p) for p in io.inst.unicast_peer],
+        "virtual_ipaddress": [str(v.interface) for v in io.vips if v.advertised],
+        "holds_vips": io.holds_vips,
+        "preempt": r.params.preempt,
+        "preempt_delay": r.params.preempt_delay,
+        "accept": io.inst.accept,
+        "master_ip": str(r.master_ip) if r.master_ip is not None else None,
+        "master_priority": r.master_priority,
+        "master_adver_interval": r.master_adver_interval,
+        "last_transition_reason": r.last_reason,
+        "faults": dict(r.faults),
+        "timers": {name: round(t - now, 3) for name, t in sorted(r.timers.items())},
+        "stats": {
+            "adverts_sent": st.adverts_sent,
+            "adverts_received": st.adverts_received,
+            "became_master": st.became_master,
+            "priority_zero_sent": st.priority_zero_sent,
+            "priority_zero_received": st.priority_zero_received,
+            "address_list_mismatch": st.address_list_mismatch,
+            "tx_errors": st.tx_errors,
+        },
+        "rx_dropped": dict(st.rx_dropped),
+    }
+
+
+def agent_status(agent: Agent) -> dict[str, object]:
+    now = agent.loop.time()
+    return {
+        "version": __version__,
+        "pid": os.getpid(),
+        "router_id": agent.cfg.global_defs.router_id,
+        "config": agent.cfg.path,
+        "uptime": round(now - agent.started_at, 3),
+        "reloads": agent.reloads,
+        "instances": {
+            name: instance_status(io, now) for name, io in sorted(agent.instances.items())
+        },
+        # Packets that could not be attributed to an instance.
+        "rx_dropped": dict(agent.rx_dropped),
+    }
