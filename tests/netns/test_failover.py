@@ -34,7 +34,9 @@ def elect(lab: Lab, p1: int = 200, p2: int = 100, **kw: object) -> tuple:
     a1 = lab.agent("n1", conf(p1, **kw))
     a2 = lab.agent("n2", conf(p2, **kw))
     wait_for("n1 to become master", lambda: lab["n1"].has(VIP), master_down_interval(3, p1, 1) + 2)
-    wait_for("n2 to hear n1", lambda: a2.status()["instances"]["VI_1"]["master_ip"] == "10.99.0.1", 3)
+    wait_for(
+        "n2 to hear n1", lambda: a2.status()["instances"]["VI_1"]["master_ip"] == "10.99.0.1", 3
+    )
     return a1, a2
 
 
@@ -180,7 +182,9 @@ def test_gratuitous_arp_moves_a_clients_neighbour_entry(lab: Lab) -> None:
     lab.agents[0].signal(signal.SIGTERM)
     wait_for("n2 to take over", lambda: lab["n2"].has(VIP), 3)
     # No traffic from the client: only the GARP can have updated its cache.
-    wait_for("client's ARP entry to point at n2", lambda: client.neighbour(VIP) == lab["n2"].mac(), 2)
+    wait_for(
+        "client's ARP entry to point at n2", lambda: client.neighbour(VIP) == lab["n2"].mac(), 2
+    )
 
 
 def test_unsolicited_na_moves_a_clients_ipv6_neighbour_entry(lab: Lab) -> None:
@@ -194,7 +198,9 @@ def test_unsolicited_na_moves_a_clients_ipv6_neighbour_entry(lab: Lab) -> None:
     assert client.neighbour(vip6) == lab["n1"].mac()
     lab.agents[0].signal(signal.SIGTERM)
     wait_for("n2 to take over", lambda: lab["n2"].has(vip6), 3)
-    wait_for("client's ND entry to point at n2", lambda: client.neighbour(vip6) == lab["n2"].mac(), 2)
+    wait_for(
+        "client's ND entry to point at n2", lambda: client.neighbour(vip6) == lab["n2"].mac(), 2
+    )
 
 
 @pytest.mark.parametrize("accept", [True, False])
