@@ -257,7 +257,12 @@ def test_backup_learns_the_masters_v3_interval() -> None:
         ({"unicast_peers": frozenset({ip_address("10.0.0.3")})}, {}, "10.0.0.1", "not_peer"),
         (
             {"version": 2, "auth_type": AUTH_PASS, "auth_data": b"1111"},
-            {"version": 2, "max_advert_int": 1, "auth_type": AUTH_PASS, "auth_data": b"2222\0\0\0\0"},
+            {
+                "version": 2,
+                "max_advert_int": 1,
+                "auth_type": AUTH_PASS,
+                "auth_data": b"2222\0\0\0\0",
+            },
             "10.0.0.1",
             "auth",
         ),
