@@ -13,9 +13,10 @@ import logging
 import sys
 
 from vrrp_agent import __version__
-from vrrp_agent.config import Config, ConfigError, load
+from vrrp_agent.config import Config, ConfigError, GlobalDefs, load
 
 DEFAULT_CONFIG = "/etc/vrrp-agent/agent.yml"
+DEFAULT_CONTROL_SOCKET: str = GlobalDefs.__dataclass_fields__["control_socket"].default
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,8 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from vrrp_agent.io.control import request
 
-    cfg = _load_or_exit(args.config)
-    path = cfg.global_defs.control_socket
+    path = _control_socket(args.config)
     try:
         answer = request(path)
     except (OSError, ValueError) as err:
@@ -98,6 +98,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(_table(answer))
     return 0
+
+
+def _control_socket(config_path: str) -> str:
+    """Where the agent listens. An operator asking for status while the file
+    is half-edited still deserves an answer, so only this one key must be sound."""
+    try:
+        return load(config_path).global_defs.control_socket
+    except ConfigError as err:
+        import yaml
+
+        try:
+            with open(config_path) as f:
+                raw = yaml.safe_load(f)
+            path = raw["global_defs"]["control_socket"]
+        except (OSError, yaml.YAMLError, TypeError, KeyError):
+            path = DEFAULT_CONTROL_SOCKET
+        if not isinstance(path, str):
+            path = DEFAULT_CONTROL_SOCKET
+        print(
+            f"vrrp-agent status: {config_path} has {len(err.problems)} problem(s) "
+            f"(see 'vrrp-agent validate'); asking {path}",
+            file=sys.stderr,
+        )
+        return path
 
 
 def _table(answer: dict[str, object]) -> str:

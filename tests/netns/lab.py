@@ -51,13 +51,16 @@ class Host:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", self.ns, *args, check=check)
 
-    def popen(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    def popen(
+        self, args: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         f = open(log, "wb")  # noqa: SIM115 - closed with the process by the owner
         return subprocess.Popen(
             ["ip", "netns", "exec", self.ns, *args],
             stdout=f,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
 
     def addresses(self, ifname: str = "eth0") -> set[str]:
@@ -129,6 +132,9 @@ class Agent:
         return self.proc.wait()
 
     def rewrite(self, config: dict) -> None:
+        """Replace the file, keeping the lab's global_defs (router_id, control socket)."""
+        old = yaml.safe_load(self.config_path.read_text())
+        config = {"global_defs": old["global_defs"], **config}
         self.config_path.write_text(yaml.safe_dump(config))
 
 
@@ -181,7 +187,9 @@ class Lab:
     def __getitem__(self, name: str) -> Host:
         return self.hosts[name]
 
-    def agent(self, host: str, config: dict, wait: bool = True) -> Agent:
+    def agent(
+        self, host: str, config: dict, wait: bool = True, env: dict[str, str] | None = None
+    ) -> Agent:
         h = self.hosts[host]
         config = json.loads(json.dumps(config))
         gd = config.setdefault("global_defs", {})
@@ -201,7 +209,7 @@ class Lab:
             "--log-level",
             "DEBUG",
         ]
-        proc = h.popen(env_cmd, log)
+        proc = h.popen(env_cmd, log, env)
         a = Agent(h, path, log, proc, gd["control_socket"])
         self.agents.append(a)
         if wait:
