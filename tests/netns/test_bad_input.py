@@ -26,7 +26,8 @@ FORGER = textwrap.dedent(
     VIP = ip("10.99.0.100")
 
     def v3(vrid=51, prio=250, **kw):
-        adv = Advertisement(version=3, vrid=vrid, priority=prio, max_advert_int=100, addresses=(VIP,))
+        adv = Advertisement(version=3, vrid=vrid, priority=prio, max_advert_int=100,
+                            addresses=(VIP,))
         return encode(adv, src=ip(SRC), dst=ip(DST), **kw)
 
     def v2(pw=b"1111", interval=1):
