@@ -1,0 +1,39 @@
+# make test: everything (lint, unit, netns). Run as root: the netns suite
+# builds network namespaces and opens raw sockets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+.PHONY: all test deps venv lint unit netns clean
+
+all: test
+
+test: lint unit netns
+
+deps:
+	@scripts/system-deps.sh
+
+# The venv is rebuilt when the project's dependencies change.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint -s examples .yamllint
+
+unit: venv
+	$(PYTEST) -q tests/unit
+
+netns: deps venv
+	@[ "$$(id -u)" -eq 0 ] || { echo "make netns needs root (network namespaces, raw sockets)" >&2; exit 1; }
+	$(PYTEST) -q tests/netns
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Make sure the system tools the tests drive are present. As root on Debian or
+# Ubuntu, install what is missing; otherwise say exactly what to install.
+set -euo pipefail
+
+# command -> Debian package
+declare -A NEED=(
+  [ip]=iproute2
+  [nft]=nftables
+  [keepalived]=keepalived
+  [ping]=iputils-ping
+  [tcpdump]=tcpdump
+)
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 \
+    || missing+=("${NEED[$cmd]}")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # keepalived's package starts a service we do not want running beside the tests.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now keepalived >/dev/null 2>&1 || true; fi
+  exit 0
+fi
+echo "missing system packages: ${missing[*]}" >&2
+echo "install them with: sudo apt-get install ${missing[*]}" >&2
+exit 1
