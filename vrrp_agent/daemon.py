@@ -284,3 +284,8 @@ async def run(cfg: Config) -> int:
     except StartupError as err:
         log.error("%s", err)
         return 1
+    except PermissionError:
+        raise  # the CLI explains which capabilities are missing
+    except OSError as err:
+        log.error("start-up failed: %s", err)
+        return 1

@@ -14,9 +14,9 @@ import signal
 import pytest
 
 from tests.netns.lab import Lab, keepalived_conf, start_keepalived, wait_for
+from tests.netns.test_failover import VIP, conf
 from vrrp_agent.core.timers import master_down_interval, skew_time
 
-VIP = "10.99.0.100"
 MARGIN = 0.1
 
 MODES = {
@@ -33,15 +33,7 @@ def _need_keepalived() -> None:
 
 
 def agent_conf(priority: int, mode: str) -> dict:
-    inst = {
-        "interface": "eth0",
-        "virtual_router_id": 51,
-        "priority": priority,
-        "advert_int": 1,
-        "virtual_ipaddress": [f"{VIP}/24"],
-    }
-    inst.update(MODES[mode])
-    return {"vrrp_instances": {"VI_1": inst}}
+    return conf(priority, **MODES[mode])
 
 
 def ka_conf(host: str, priority: int, mode: str) -> str:

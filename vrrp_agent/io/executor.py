@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from vrrp_agent.config import Config, Instance, garp_settings
 from vrrp_agent.core import (
@@ -43,13 +43,13 @@ class StartupError(Exception):
 @dataclass(frozen=True, slots=True)
 class Vip:
     link: Link
-    interface: object  # IPv4Interface | IPv6Interface
+    interface: IPv4Interface | IPv6Interface
     label: str | None
     advertised: bool
 
     @property
     def ip(self) -> IPAddr:
-        return self.interface.ip  # type: ignore[attr-defined,no-any-return]
+        return self.interface.ip
 
 
 def router_params(cfg: Config, inst: Instance, local_ip: IPAddr) -> RouterParams:
@@ -155,42 +155,44 @@ class InstanceIO:
         return not self.inst.accept and self.inst.priority != 255
 
     def _add_vips(self) -> None:
-        added = []
-        for v in self.vips:
-            try:
-                if self.rtnl.add_address(v.link.index, v.interface, v.label):  # type: ignore[arg-type]
-                    added.append(str(v.interface))
-            except OSError as err:
-                log.error("(%s) adding %s failed: %s", self.inst.name, v.interface, err)
-        self.holds_vips = True
-        if self.filtered:
-            try:
-                self.accept_filter.block([v.ip for v in self.vips])
-            except OSError as err:
-                log.error("(%s) accept mode filter: %s", self.inst.name, err)
-        if added:
-            log.info("(%s) added virtual addresses %s", self.inst.name, ", ".join(added))
+        self._set_vips(True, "")
 
     def _remove_vips(self, reason: str) -> None:
         if self._announcing is not None:
             self._announcing.cancel()
             self._announcing = None
-        removed = []
+        self._set_vips(False, reason)
+
+    def _set_vips(self, present: bool, reason: str) -> None:
+        """Add or remove every VIP; one failing address never stops the others."""
+        verb = "adding" if present else "removing"
+        changed = []
         for v in self.vips:
             try:
-                if self.rtnl.del_address(v.link.index, v.interface):  # type: ignore[arg-type]
-                    removed.append(str(v.interface))
+                if present:
+                    done = self.rtnl.add_address(v.link.index, v.interface, v.label)
+                else:
+                    done = self.rtnl.del_address(v.link.index, v.interface)
             except OSError as err:
-                log.error("(%s) removing %s failed: %s", self.inst.name, v.interface, err)
-        self.holds_vips = False
+                log.error("(%s) %s %s failed: %s", self.inst.name, verb, v.interface, err)
+                continue
+            if done:
+                changed.append(str(v.interface))
+        self.holds_vips = present
         if self.filtered:
+            ips = [v.ip for v in self.vips]
             try:
-                self.accept_filter.unblock([v.ip for v in self.vips])
+                if present:
+                    self.accept_filter.block(ips)
+                else:
+                    self.accept_filter.unblock(ips)
             except OSError as err:
                 log.error("(%s) accept mode filter: %s", self.inst.name, err)
-        if removed:
+        if changed:
+            what = "added" if present else "removed"
+            why = f" ({reason})" if reason else ""
             log.info(
-                "(%s) removed virtual addresses %s (%s)", self.inst.name, ", ".join(removed), reason
+                "(%s) %s virtual addresses %s%s", self.inst.name, what, ", ".join(changed), why
             )
 
     def _announce(self, count: int) -> None:
