@@ -19,13 +19,12 @@ from vrrp_agent.io import control, systemd
 from vrrp_agent.io.accept_filter import AcceptFilter
 from vrrp_agent.io.executor import InstanceIO, StartupError, family_of
 from vrrp_agent.io.netlink import Rtnl
-from vrrp_agent.io.vrrp_socket import Received, VrrpSocket
+from vrrp_agent.io.vrrp_socket import TTL, Received, VrrpSocket
 from vrrp_agent.status import agent_status
 from vrrp_agent.wire import DecodeError, decode
 
 log = logging.getLogger("vrrp_agent")
 
-TTL = 255
 # Keys not acted on yet: accepted so keepalived-shaped files validate, and
 # announced at start so nobody believes they are in force.
 _NOT_YET = ("track_script", "track_interface", "track_file", "notify_master", "notify_backup",
