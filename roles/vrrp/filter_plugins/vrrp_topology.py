@@ -1,0 +1,346 @@
+"""Derive every node's VRRP instances from the inventory, and check it first.
+
+Two filters, both pure functions of plain data so they are unit-tested
+without Ansible (tests/unit/test_topology_filter.py):
+
+- ``vrrp_problems(nodes, me, settings, real_servers)``: every cross-field
+  problem, each naming the inventory variable and the host.
+- ``vrrp_plan(nodes, me, settings, real_servers)``: this host's instances,
+  health checks and virtual servers, in the agent's configuration schema.
+
+``nodes`` is the ordered list of the VRRP group's hosts as
+``{"name", "address", "priority", "state", "master_of", "unicast_src_ip"}``
+(host overrides are None when unset); ``real_servers`` likewise
+``{"name", "address"}``. The order of ``nodes`` is the inventory order: the
+first host is master of a single VIP; in dual_master, host i masters VIP i.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+TOPOLOGIES = ("master_backup", "dual_master", "lvs_nginx")
+CHECKS = ("http", "tcp", "process", "systemd", "container")
+VIP_COUNT = {"master_backup": (1, 1), "dual_master": (2, 2), "lvs_nginx": (1, 255)}
+STATES = ("MASTER", "BACKUP")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _parse_vip(text: Any) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return ipaddress.ip_interface(text.strip())
+    except ValueError:
+        return None
+
+
+def instance_names(settings: dict[str, Any]) -> list[str]:
+    vips = settings.get("vips") or []
+    return [f"VI_{i + 1}" for i in range(len(vips) if isinstance(vips, list) else 0)]
+
+
+def _vrids(settings: dict[str, Any]) -> list[Any]:
+    given = settings.get("vrids")
+    if given:
+        return list(given)
+    base = settings.get("vrid_base", 51)
+    return [base + i for i in range(len(instance_names(settings)))]
+
+
+def _per_instance(value: Any, name: str) -> Any:
+    """A host override is either one value for all instances or {VI_n: value}."""
+    if isinstance(value, dict):
+        return value.get(name)
+    return value
+
+
+def _master_index(nodes: list[dict[str, Any]], j: int, name: str, topology: str) -> int:
+    for i, node in enumerate(nodes):
+        if name in (node.get("master_of") or []):
+            return i
+    return j % len(nodes) if topology == "dual_master" else 0
+
+
+def _priorities(nodes: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, list[Any]]:
+    top, step = settings.get("priority_top", 150), settings.get("priority_step", 50)
+    out: dict[str, list[Any]] = {}
+    for j, name in enumerate(instance_names(settings)):
+        m = _master_index(nodes, j, name, settings["topology"])
+        row = []
+        for i, node in enumerate(nodes):
+            own = _per_instance(node.get("priority"), name)
+            rank = (i - m) % len(nodes)
+            row.append(own if own is not None else top - rank * step)
+        out[name] = row
+    return out
+
+
+def vrrp_problems(
+    nodes: list[dict[str, Any]],
+    me: str,
+    settings: dict[str, Any],
+    real_servers: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    p: list[str] = []
+    at = f"(host {me})"
+    topology = settings.get("topology")
+    group = settings.get("nodes_group", "vrrp_nodes")
+    rs_group = settings.get("real_servers_group", "real_servers")
+    if topology not in TOPOLOGIES:
+        p.append(f"vrrp_topology: {topology!r} is not one of {', '.join(TOPOLOGIES)} {at}")
+        return p
+    if not nodes:
+        p.append(f"vrrp_nodes_group: group {group!r} is missing or empty {at}")
+        return p
+    if topology == "dual_master" and len(nodes) != 2:
+        p.append(
+            f"vrrp_topology: dual_master needs exactly two hosts in group {group!r}, "
+            f"found {len(nodes)} {at}"
+        )
+    elif len(nodes) < 2:
+        p.append(f"vrrp_nodes_group: {topology} needs at least two hosts in group {group!r} {at}")
+    if topology == "lvs_nginx" and not real_servers:
+        p.append(
+            f"vrrp_real_servers_group: lvs_nginx needs hosts in group {rs_group!r}, "
+            f"which is missing or empty {at}"
+        )
+
+    interface = settings.get("interface")
+    if not isinstance(interface, str) or not interface:
+        p.append(f"vrrp_interface: must be an interface name, got {interface!r} {at}")
+    elif settings.get("host_interfaces") is not None and interface not in settings["host_interfaces"]:
+        p.append(f"vrrp_interface: {interface!r} does not exist {at}")
+
+    vips = settings.get("vips")
+    parsed = []
+    if not isinstance(vips, list):
+        p.append(f"vrrp_vips: must be a list of addresses, got {vips!r} {at}")
+        vips = []
+    lo, hi = VIP_COUNT[topology]
+    if not lo <= len(vips) <= hi:
+        want = f"exactly {lo}" if lo == hi else f"{lo} to {hi}"
+        p.append(f"vrrp_vips: {topology} takes {want} address(es), got {len(vips)} {at}")
+    for k, vip in enumerate(vips):
+        iface = _parse_vip(vip)
+        if iface is None:
+            p.append(f"vrrp_vips[{k}]: {vip!r} is not an IP address (ADDR or ADDR/PREFIX) {at}")
+        else:
+            parsed.append(iface)
+    if len({v.ip for v in parsed}) != len(parsed):
+        p.append(f"vrrp_vips: lists the same address twice {at}")
+    if len({v.version for v in parsed}) > 1:
+        p.append(f"vrrp_vips: mixes IPv4 and IPv6; use one family per deployment {at}")
+
+    version = settings.get("version")
+    if version not in (2, 3) or not _is_int(version):
+        p.append(f"vrrp_version: must be 2 or 3, got {version!r} {at}")
+    elif version == 2 and any(v.version == 6 for v in parsed):
+        p.append(f"vrrp_version: VRRPv2 is IPv4 only, but vrrp_vips has IPv6 {at}")
+    advert = settings.get("advert_int")
+    if not _is_number(advert) or advert <= 0:
+        p.append(f"vrrp_advert_int: must be a positive number of seconds, got {advert!r} {at}")
+    elif version == 2 and (advert != int(advert) or not 1 <= advert <= 255):
+        p.append(f"vrrp_advert_int: VRRPv2 takes whole seconds 1..255, got {advert!r} {at}")
+    elif version == 3 and not 0.01 <= advert <= 40.95:
+        p.append(f"vrrp_advert_int: VRRPv3 takes 0.01..40.95 seconds, got {advert!r} {at}")
+    auth = settings.get("auth_pass") or ""
+    if auth and version != 2:
+        p.append(f"vrrp_auth_pass: authentication is VRRPv2 only (set vrrp_version: 2) {at}")
+    if auth and (not isinstance(auth, str) or len(auth) > 8):
+        p.append(f"vrrp_auth_pass: must be a string of at most 8 characters {at}")
+
+    nopreempt = settings.get("nopreempt")
+    if not isinstance(nopreempt, bool):
+        p.append(f"vrrp_nopreempt: must be true or false, got {nopreempt!r} {at}")
+    delay = settings.get("preempt_delay")
+    if not _is_number(delay) or not 0 <= delay <= 1000:
+        p.append(f"vrrp_preempt_delay: must be 0..1000 seconds, got {delay!r} {at}")
+    elif nopreempt is True and delay > 0:
+        p.append(f"vrrp_preempt_delay: has no effect with vrrp_nopreempt: true {at}")
+    if not isinstance(settings.get("unicast"), bool):
+        p.append(f"vrrp_unicast: must be true or false, got {settings.get('unicast')!r} {at}")
+
+    checks = settings.get("health_checks")
+    if not isinstance(checks, list):
+        p.append(f"vrrp_health_checks: must be a list of check names, got {checks!r} {at}")
+    else:
+        for k, name in enumerate(checks):
+            if name not in CHECKS:
+                p.append(
+                    f"vrrp_health_checks[{k}]: unknown check {name!r}; "
+                    f"known: {', '.join(CHECKS)} {at}"
+                )
+
+    names = instance_names(settings)
+    vrids = _vrids(settings)
+    if settings.get("vrids") and len(vrids) != len(names):
+        p.append(f"vrrp_vrids: needs one VRID per VIP ({len(names)}), got {len(vrids)} {at}")
+    for k, vrid in enumerate(vrids):
+        if not _is_int(vrid) or not 1 <= vrid <= 255:
+            p.append(f"vrrp_vrids[{k}]: a VRID is 1..255, got {vrid!r} {at}")
+    seen: dict[Any, int] = {}
+    for k, vrid in enumerate(vrids):
+        if vrid in seen:
+            p.append(
+                f"vrrp_vrids[{k}]: VRID {vrid} is already used by VI_{seen[vrid] + 1} on "
+                f"{interface}; one VRID per interface {at}"
+            )
+        seen.setdefault(vrid, k)
+
+    node_names = [n["name"] for n in nodes]
+    for node in nodes:
+        who = f"(host {node['name']})"
+        mo = node.get("master_of")
+        if mo is not None:
+            if not isinstance(mo, list) or any(m not in names for m in mo):
+                p.append(f"vrrp_master_of: must list instances among {', '.join(names)}, got {mo!r} {who}")
+        for name in names:
+            state = _per_instance(node.get("state"), name)
+            if state is not None and state not in STATES:
+                p.append(f"vrrp_state: must be MASTER or BACKUP, got {state!r} {who}")
+                break
+        if settings.get("unicast") is True and not (node.get("unicast_src_ip") or node.get("address")):
+            p.append(
+                f"vrrp_unicast_src_ip: unicast mode needs an address of {interface} on every node; "
+                f"none known {who}"
+            )
+    claimed: dict[str, str] = {}
+    for node in nodes:
+        for name in node.get("master_of") or []:
+            if name in claimed and claimed[name] != node["name"]:
+                p.append(
+                    f"vrrp_master_of: {name} is claimed by both {claimed[name]} and {node['name']} {at}"
+                )
+            claimed[name] = node["name"]
+
+    if len(p) == 0 and nodes:
+        for name, row in _priorities(nodes, settings).items():
+            for who, prio in zip(node_names, row, strict=True):
+                if not _is_int(prio) or not 1 <= prio <= 255:
+                    p.append(f"vrrp_priority: {name} on {who} must be 1..255, got {prio!r} {at}")
+            if len(set(row)) != len(row):
+                pairs = ", ".join(f"{w}={v}" for w, v in zip(node_names, row, strict=True))
+                p.append(f"vrrp_priority: {name} needs distinct priorities, got {pairs} {at}")
+    if topology == "lvs_nginx":
+        for rs in real_servers or []:
+            if not rs.get("address"):
+                p.append(
+                    f"vrrp_real_servers_group: real server {rs['name']} has no address on "
+                    f"{interface} (set vrrp_real_server_ip) {at}"
+                )
+    return p
+
+
+def _check(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    args = {
+        "http": settings.get("check_http_url", "http://127.0.0.1/"),
+        "tcp": f"127.0.0.1 {settings.get('check_tcp_port', 80)}",
+        "process": settings.get("check_process", "nginx"),
+        "systemd": settings.get("check_systemd_unit", "nginx.service"),
+        "container": settings.get("check_container", ""),
+    }[name]
+    return {
+        "check": name,
+        "args": str(args),
+        "interval": settings.get("check_interval", 2),
+        "timeout": settings.get("check_timeout", 2),
+        "weight": settings.get("check_weight", -60),
+        "fall": settings.get("check_fall", 2),
+        "rise": settings.get("check_rise", 1),
+    }
+
+
+def vrrp_plan(
+    nodes: list[dict[str, Any]],
+    me: str,
+    settings: dict[str, Any],
+    real_servers: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    problems = vrrp_problems(nodes, me, settings, real_servers)
+    if problems:
+        # Preflight runs first; reaching this means a play skipped it.
+        raise ValueError("; ".join(problems))
+    topology = settings["topology"]
+    index = [n["name"] for n in nodes].index(me)
+    node = nodes[index]
+    names = instance_names(settings)
+    vrids = _vrids(settings)
+    priorities = _priorities(nodes, settings)
+    checks = [_check(c, settings) for c in settings.get("health_checks") or []]
+
+    def src(n: dict[str, Any]) -> str:
+        return str(n.get("unicast_src_ip") or n.get("address"))
+
+    instances: dict[str, Any] = {}
+    for j, name in enumerate(names):
+        vip = _parse_vip(settings["vips"][j])
+        assert vip is not None
+        prio = priorities[name][index]
+        top = max(priorities[name])
+        state = _per_instance(node.get("state"), name)
+        if state is None:
+            state = "MASTER" if prio == top and not settings["nopreempt"] else "BACKUP"
+        inst: dict[str, Any] = {
+            "interface": settings["interface"],
+            "virtual_router_id": vrids[j],
+            "priority": prio,
+            "advert_int": settings["advert_int"],
+            "version": settings["version"],
+            "state": state,
+            # keepalived's default prefix is the host route; keep what the user wrote.
+            "virtual_ipaddress": [str(vip) if "/" in settings["vips"][j] else str(vip.ip)],
+        }
+        if settings["nopreempt"]:
+            inst["nopreempt"] = True
+        if settings["preempt_delay"]:
+            inst["preempt_delay"] = settings["preempt_delay"]
+        if settings["unicast"]:
+            inst["unicast_src_ip"] = src(node)
+            inst["unicast_peer"] = [src(n) for n in nodes if n["name"] != me]
+        if settings["version"] == 2 and settings.get("auth_pass"):
+            inst["authentication"] = {"auth_type": "PASS", "auth_pass": settings["auth_pass"]}
+        if checks:
+            inst["track_script"] = [f"chk_{c['check']}" for c in checks]
+        instances[name] = inst
+
+    virtual_servers: list[dict[str, Any]] = []
+    if topology == "lvs_nginx":
+        port = settings.get("lvs_port", 80)
+        for vip_text in settings["vips"]:
+            vip = _parse_vip(vip_text)
+            assert vip is not None
+            virtual_servers.append(
+                {
+                    "ip": str(vip.ip),
+                    "port": port,
+                    "protocol": "TCP",
+                    "lb_algo": settings.get("lvs_algo", "rr"),
+                    "lb_kind": settings.get("lvs_kind", "DR"),
+                    "delay_loop": settings.get("lvs_delay_loop", 6),
+                    "persistence_timeout": settings.get("lvs_persistence_timeout", 0),
+                    "real_servers": [
+                        {
+                            "ip": str(rs["address"]),
+                            "port": port,
+                            "weight": 1,
+                            "TCP_CHECK": {"connect_timeout": 3, "retry": 3, "delay_before_retry": 3},
+                        }
+                        for rs in real_servers or []
+                    ],
+                }
+            )
+    return {"instances": instances, "checks": checks, "virtual_servers": virtual_servers}
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"vrrp_problems": vrrp_problems, "vrrp_plan": vrrp_plan}
