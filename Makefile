@@ -23,10 +23,19 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+INVENTORIES := $(wildcard inventories/*/hosts.yml)
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/yamllint -s examples .yamllint
+	$(BIN)/yamllint -s .
+	$(BIN)/python scripts/check_argument_specs.py roles
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/ansible-lint --profile production site.yml playbooks roles
+	@for inv in $(INVENTORIES); do \
+	  PATH=$(abspath $(BIN)):$$PATH $(BIN)/ansible-playbook site.yml -i $$inv --syntax-check >/dev/null \
+	    || { echo "syntax check failed with $$inv" >&2; exit 1; }; \
+	  echo "syntax check ok: $$inv"; \
+	done
 
 unit: venv
 	$(PYTEST) -q tests/unit

@@ -117,7 +117,9 @@ def vrrp_problems(
     interface = settings.get("interface")
     if not isinstance(interface, str) or not interface:
         p.append(f"vrrp_interface: must be an interface name, got {interface!r} {at}")
-    elif settings.get("host_interfaces") is not None and interface not in settings["host_interfaces"]:
+    elif (
+        settings.get("host_interfaces") is not None and interface not in settings["host_interfaces"]
+    ):
         p.append(f"vrrp_interface: {interface!r} does not exist {at}")
 
     vips = settings.get("vips")
@@ -200,26 +202,28 @@ def vrrp_problems(
     for node in nodes:
         who = f"(host {node['name']})"
         mo = node.get("master_of")
-        if mo is not None:
-            if not isinstance(mo, list) or any(m not in names for m in mo):
-                p.append(f"vrrp_master_of: must list instances among {', '.join(names)}, got {mo!r} {who}")
+        if mo is not None and (not isinstance(mo, list) or any(m not in names for m in mo)):
+            known = ", ".join(names)
+            p.append(f"vrrp_master_of: must list instances among {known}, got {mo!r} {who}")
         for name in names:
             state = _per_instance(node.get("state"), name)
             if state is not None and state not in STATES:
                 p.append(f"vrrp_state: must be MASTER or BACKUP, got {state!r} {who}")
                 break
-        if settings.get("unicast") is True and not (node.get("unicast_src_ip") or node.get("address")):
+        if settings.get("unicast") is True and not (
+            node.get("unicast_src_ip") or node.get("address")
+        ):
             p.append(
                 f"vrrp_unicast_src_ip: unicast mode needs an address of {interface} on every node; "
                 f"none known {who}"
             )
     claimed: dict[str, str] = {}
     for node in nodes:
-        for name in node.get("master_of") or []:
+        mo = node.get("master_of")
+        for name in mo if isinstance(mo, list) else []:
             if name in claimed and claimed[name] != node["name"]:
-                p.append(
-                    f"vrrp_master_of: {name} is claimed by both {claimed[name]} and {node['name']} {at}"
-                )
+                both = f"{claimed[name]} and {node['name']}"
+                p.append(f"vrrp_master_of: {name} is claimed by both {both} {at}")
             claimed[name] = node["name"]
 
     if len(p) == 0 and nodes:
@@ -332,7 +336,11 @@ def vrrp_plan(
                             "ip": str(rs["address"]),
                             "port": port,
                             "weight": 1,
-                            "TCP_CHECK": {"connect_timeout": 3, "retry": 3, "delay_before_retry": 3},
+                            "TCP_CHECK": {
+                                "connect_timeout": 3,
+                                "retry": 3,
+                                "delay_before_retry": 3,
+                            },
                         }
                         for rs in real_servers or []
                     ],

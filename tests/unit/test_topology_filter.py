@@ -1,0 +1,227 @@
+"""The inventory -> instances derivation and its preflight rules, without Ansible.
+
+The plans are fed to the agent's own configuration loader, so a derivation
+that produced something the agent refuses fails here, not on a host.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vrrp_agent.config import parse
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "vrrp_topology", REPO / "roles/vrrp/filter_plugins/vrrp_topology.py"
+)
+assert _spec is not None and _spec.loader is not None
+topo = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(topo)
+
+
+def settings(**kw: object) -> dict:
+    defaults = yaml.safe_load((REPO / "roles/vrrp/defaults/main.yml").read_text())
+    s = {k.removeprefix("vrrp_"): v for k, v in defaults.items()}
+    s["health_checks"] = ["http"]
+    s["vips"] = ["192.0.2.100/24"]
+    s["host_interfaces"] = ["lo", "eth0"]
+    s.update(kw)
+    return s
+
+
+def nodes(n: int = 2, **overrides: dict) -> list[dict]:
+    out = []
+    for i in range(n):
+        name = f"lb{i + 1}"
+        node = {
+            "name": name,
+            "address": f"192.0.2.{11 + i}",
+            "priority": None,
+            "state": None,
+            "master_of": None,
+            "unicast_src_ip": None,
+        }
+        node.update(overrides.get(name, {}))
+        out.append(node)
+    return out
+
+
+RS = [{"name": "web1", "address": "192.0.2.41"}, {"name": "web2", "address": "192.0.2.42"}]
+
+
+def agent_config(plan: dict) -> dict:
+    scripts = {
+        f"chk_{c['check']}": {
+            "script": f"/usr/local/lib/vrrp-agent/checks/check_{c['check']} {c['args']}",
+            "interval": c["interval"],
+            "weight": c["weight"],
+            "fall": c["fall"],
+            "rise": c["rise"],
+        }
+        for c in plan["checks"]
+    }
+    cfg: dict = {"vrrp_instances": plan["instances"]}
+    if scripts:
+        cfg["vrrp_scripts"] = scripts
+    if plan["virtual_servers"]:
+        cfg["virtual_servers"] = plan["virtual_servers"]
+    return cfg
+
+
+def plans(ns: list[dict], s: dict, rs: list[dict] | None = None) -> dict[str, dict]:
+    out = {}
+    for n in ns:
+        assert topo.vrrp_problems(ns, n["name"], s, rs) == []
+        plan = topo.vrrp_plan(ns, n["name"], s, rs)
+        parse(yaml.safe_dump(agent_config(plan)), f"<{n['name']}>")  # the agent accepts it
+        out[n["name"]] = plan
+    return out
+
+
+# ------------------------------------------------------------------ derivation
+
+
+def test_master_backup_first_node_is_master() -> None:
+    p = plans(nodes(), settings())
+    a, b = p["lb1"]["instances"]["VI_1"], p["lb2"]["instances"]["VI_1"]
+    assert (a["priority"], a["state"]) == (150, "MASTER")
+    assert (b["priority"], b["state"]) == (100, "BACKUP")
+    assert a["virtual_router_id"] == b["virtual_router_id"] == 51
+    assert a["virtual_ipaddress"] == ["192.0.2.100/24"]
+    assert a["track_script"] == ["chk_http"]
+    assert p["lb1"]["checks"][0]["args"] == "http://127.0.0.1/"
+    assert "unicast_peer" not in a
+
+
+def test_three_nodes_get_descending_priorities() -> None:
+    p = plans(nodes(3), settings())
+    assert [p[n]["instances"]["VI_1"]["priority"] for n in ("lb1", "lb2", "lb3")] == [150, 100, 50]
+
+
+def test_dual_master_each_node_masters_one_vip() -> None:
+    s = settings(topology="dual_master", vips=["192.0.2.101/24", "192.0.2.102/24"])
+    p = plans(nodes(), s)
+    assert p["lb1"]["instances"]["VI_1"]["state"] == "MASTER"
+    assert p["lb1"]["instances"]["VI_2"]["state"] == "BACKUP"
+    assert p["lb2"]["instances"]["VI_2"]["state"] == "MASTER"
+    assert p["lb2"]["instances"]["VI_2"]["priority"] == 150
+    assert p["lb1"]["instances"]["VI_2"]["virtual_router_id"] == 52
+
+
+def test_dual_master_assignment_can_be_overridden() -> None:
+    s = settings(topology="dual_master", vips=["192.0.2.101/24", "192.0.2.102/24"])
+    ns = nodes(lb1={"master_of": ["VI_2"]}, lb2={"master_of": ["VI_1"]})
+    p = plans(ns, s)
+    assert p["lb1"]["instances"]["VI_2"]["state"] == "MASTER"
+    assert p["lb2"]["instances"]["VI_1"]["priority"] == 150
+
+
+def test_host_overrides_priority_and_state() -> None:
+    ns = nodes(lb1={"priority": 90}, lb2={"priority": {"VI_1": 200}, "state": "MASTER"})
+    p = plans(ns, settings())
+    assert p["lb1"]["instances"]["VI_1"]["priority"] == 90
+    assert p["lb2"]["instances"]["VI_1"]["priority"] == 200
+    assert p["lb2"]["instances"]["VI_1"]["state"] == "MASTER"
+    assert p["lb1"]["instances"]["VI_1"]["state"] == "BACKUP"
+
+
+def test_unicast_peers_are_the_other_nodes() -> None:
+    ns = nodes(3, lb3={"unicast_src_ip": "192.0.2.99"})
+    p = plans(ns, settings(unicast=True))
+    assert p["lb1"]["instances"]["VI_1"]["unicast_src_ip"] == "192.0.2.11"
+    assert p["lb1"]["instances"]["VI_1"]["unicast_peer"] == ["192.0.2.12", "192.0.2.99"]
+    assert p["lb3"]["instances"]["VI_1"]["unicast_src_ip"] == "192.0.2.99"
+
+
+def test_nopreempt_starts_everyone_as_backup() -> None:
+    p = plans(nodes(), settings(nopreempt=True))
+    assert {p[n]["instances"]["VI_1"]["state"] for n in p} == {"BACKUP"}
+    assert p["lb1"]["instances"]["VI_1"]["nopreempt"] is True
+
+
+def test_v2_with_auth_and_explicit_vrids() -> None:
+    s = settings(version=2, auth_pass="s3cret", vrids=[7])
+    p = plans(nodes(), s)
+    inst = p["lb1"]["instances"]["VI_1"]
+    assert inst["authentication"] == {"auth_type": "PASS", "auth_pass": "s3cret"}
+    assert inst["virtual_router_id"] == 7
+
+
+def test_lvs_nginx_builds_a_virtual_server_over_the_real_servers() -> None:
+    s = settings(topology="lvs_nginx", vips=["192.0.2.200/24"], health_checks=[])
+    p = plans(nodes(), s, RS)
+    vs = p["lb1"]["virtual_servers"]
+    assert len(vs) == 1
+    assert (vs[0]["ip"], vs[0]["port"], vs[0]["lb_kind"], vs[0]["lb_algo"]) == (
+        "192.0.2.200",
+        80,
+        "DR",
+        "rr",
+    )
+    assert [r["ip"] for r in vs[0]["real_servers"]] == ["192.0.2.41", "192.0.2.42"]
+    assert "track_script" not in p["lb1"]["instances"]["VI_1"]
+
+
+@pytest.mark.parametrize("check", ["http", "tcp", "process", "systemd", "container"])
+def test_every_named_check_is_derivable(check: str) -> None:
+    p = plans(nodes(), settings(health_checks=[check], check_container="web"))
+    assert p["lb1"]["checks"][0]["check"] == check
+    assert p["lb1"]["instances"]["VI_1"]["track_script"] == [f"chk_{check}"]
+
+
+# ------------------------------------------------------------------ preflight rules
+
+
+@pytest.mark.parametrize(
+    ("kw", "ns", "rs", "expected"),
+    [
+        ({"topology": "active_active"}, None, None,
+         "vrrp_topology: 'active_active' is not one of master_backup, dual_master, lvs_nginx (host lb1)"),
+        ({}, [], None, "vrrp_nodes_group: group 'vrrp_nodes' is missing or empty (host lb1)"),
+        ({"topology": "dual_master", "vips": ["192.0.2.1", "192.0.2.2"]}, 3, None,
+         "dual_master needs exactly two hosts in group 'vrrp_nodes', found 3 (host lb1)"),
+        ({"topology": "lvs_nginx"}, None, [],
+         "vrrp_real_servers_group: lvs_nginx needs hosts in group 'real_servers'"),
+        ({"vips": ["192.0.2.300"]}, None, None,
+         "vrrp_vips[0]: '192.0.2.300' is not an IP address (ADDR or ADDR/PREFIX) (host lb1)"),
+        ({"vips": ["192.0.2.1", "192.0.2.2"]}, None, None,
+         "vrrp_vips: master_backup takes exactly 1 address(es), got 2 (host lb1)"),
+        ({"topology": "dual_master", "vips": ["192.0.2.1", "192.0.2.2"], "vrids": [51, 51]}, None, None,
+         "vrrp_vrids[1]: VRID 51 is already used by VI_1 on eth0; one VRID per interface (host lb1)"),
+        ({"vrids": [300]}, None, None, "vrrp_vrids[0]: a VRID is 1..255, got 300 (host lb1)"),
+        ({"interface": "eth9"}, None, None, "vrrp_interface: 'eth9' does not exist (host lb1)"),
+        ({"version": 4}, None, None, "vrrp_version: must be 2 or 3, got 4 (host lb1)"),
+        ({"version": 2, "advert_int": 0.5}, None, None,
+         "vrrp_advert_int: VRRPv2 takes whole seconds 1..255, got 0.5 (host lb1)"),
+        ({"auth_pass": "x"}, None, None,
+         "vrrp_auth_pass: authentication is VRRPv2 only (set vrrp_version: 2) (host lb1)"),
+        ({"nopreempt": True, "preempt_delay": 5}, None, None,
+         "vrrp_preempt_delay: has no effect with vrrp_nopreempt: true (host lb1)"),
+        ({"health_checks": ["htp"]}, None, None,
+         "vrrp_health_checks[0]: unknown check 'htp'; known: http, tcp, process, systemd, container"),
+        ({}, {"lb2": {"priority": 150}}, None,
+         "vrrp_priority: VI_1 needs distinct priorities, got lb1=150, lb2=150 (host lb1)"),
+        ({}, {"lb2": {"state": "LEADER"}}, None,
+         "vrrp_state: must be MASTER or BACKUP, got 'LEADER' (host lb2)"),
+        ({"unicast": True}, {"lb2": {"address": None}}, None,
+         "vrrp_unicast_src_ip: unicast mode needs an address of eth0 on every node; none known (host lb2)"),
+    ],
+)  # fmt: skip
+def test_preflight_names_the_variable_and_the_host(kw, ns, rs, expected) -> None:
+    if ns is None:
+        ns = nodes()
+    elif isinstance(ns, int):
+        ns = nodes(ns)
+    elif isinstance(ns, dict):
+        ns = nodes(**ns)
+    problems = topo.vrrp_problems(ns, "lb1", settings(**kw), RS if rs is None else rs)
+    assert any(expected in p for p in problems), problems
+
+
+def test_plan_refuses_what_preflight_refuses() -> None:
+    with pytest.raises(ValueError, match="vrrp_vips"):
+        topo.vrrp_plan(nodes(), "lb1", settings(vips=["nope"]), None)
