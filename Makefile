@@ -1,15 +1,15 @@
-# make test: everything (lint, unit, netns). Run as root: the netns suite
+# make test: everything (lint, unit, ansible, netns). Run as root: the netns suite
 # builds network namespaces and opens raw sockets.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: all test deps venv lint unit netns clean
+.PHONY: all test deps venv lint unit ansible netns clean
 
 all: test
 
-test: lint unit netns
+test: lint unit ansible netns
 
 deps:
 	@scripts/system-deps.sh
@@ -39,6 +39,10 @@ lint: venv
 
 unit: venv
 	$(PYTEST) -q tests/unit
+
+# site.yml's preflight and rendered configuration, against local-connection hosts.
+ansible: venv
+	PATH=$(abspath $(BIN)):$$PATH $(PYTEST) -q tests/ansible
 
 netns: deps venv
 	@[ "$$(id -u)" -eq 0 ] || { echo "make netns needs root (network namespaces, raw sockets)" >&2; exit 1; }

@@ -1,0 +1,160 @@
+"""site.yml's preflight and the agent configuration it renders, run by the
+real ansible-playbook against local-connection hosts.
+
+Nothing here installs anything: the bad inventories must stop in preflight,
+and the good ones only render the agent's configuration into a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+EXAMPLES = sorted(p.parent.name for p in (REPO / "inventories").glob("*/hosts.yml"))
+
+
+def localize(inventory: dict) -> dict:
+    """Every host becomes this machine; addresses come from ansible_host."""
+    for group in inventory["all"]["children"].values():
+        for name, hv in group["hosts"].items():
+            hv = hv or {}
+            hv["ansible_connection"] = "local"
+            hv["ansible_python_interpreter"] = sys.executable
+            # All hosts are one machine, so facts cannot tell them apart.
+            hv.setdefault("vrrp_unicast_src_ip", hv.get("ansible_host"))
+            hv.setdefault("vrrp_real_server_ip", hv.get("ansible_host"))
+            group["hosts"][name] = hv
+    inventory["all"]["vars"]["vrrp_interface"] = "lo"  # present on every machine
+    return inventory
+
+
+def example(name: str) -> dict:
+    return localize(yaml.safe_load((REPO / "inventories" / name / "hosts.yml").read_text()))
+
+
+def play(
+    playbook: str, inventory: dict, tmp: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    inv = tmp / "hosts.yml"
+    inv.write_text(yaml.safe_dump(inventory))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}",
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_DEPRECATION_WARNINGS": "0"}  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), playbook, "-i", str(inv), *extra],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def recap(out: str) -> dict[str, dict[str, int]]:
+    hosts = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", out, re.M):
+        hosts[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return hosts
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) -> None:
+    inv = example(name)
+    r = play("tests/ansible/render.yml", inv, tmp_path,
+             "-e", f"render_dir={tmp_path / 'out'}", "-e", f"agent_venv={BIN.parent}")  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    nodes = list(inv["all"]["children"]["vrrp_nodes"]["hosts"])
+    configs = {n: yaml.safe_load((tmp_path / "out" / n / "agent.yml").read_text()) for n in nodes}
+    first, second = (configs[n]["vrrp_instances"] for n in nodes)
+    topology = inv["all"]["vars"]["vrrp_topology"]
+    vips = inv["all"]["vars"]["vrrp_vips"]
+    assert len(first) == len(vips)
+    for j, vi in enumerate(sorted(first)):
+        a, b = first[vi], second[vi]
+        assert a["virtual_router_id"] == b["virtual_router_id"] == 51 + j
+        assert a["virtual_ipaddress"] == [vips[j]]
+        # dual_master: node j masters VIP j; otherwise the first node masters all.
+        master_is_first = topology != "dual_master" or j == 0
+        hi, lo = (a, b) if master_is_first else (b, a)
+        assert (hi["priority"], lo["priority"]) == (150, 100)
+        if inv["all"]["vars"].get("vrrp_nopreempt"):
+            assert a["state"] == b["state"] == "BACKUP" and a["nopreempt"] is True
+        else:
+            assert (hi["state"], lo["state"]) == ("MASTER", "BACKUP")
+        if inv["all"]["vars"].get("vrrp_unicast"):
+            hosts = inv["all"]["children"]["vrrp_nodes"]["hosts"]
+            assert a["unicast_peer"] == [hosts[nodes[1]]["ansible_host"]]
+        assert a["notify"] == "/usr/local/lib/vrrp-agent/notify"
+    cfg = configs[nodes[0]]
+    if topology == "lvs_nginx":
+        rs = inv["all"]["children"]["real_servers"]["hosts"]
+        [vs] = cfg["virtual_servers"]
+        assert [r["ip"] for r in vs["real_servers"]] == [h["ansible_host"] for h in rs.values()]
+        assert "vrrp_scripts" not in cfg
+    else:
+        assert cfg["vrrp_scripts"]["chk_http"]["script"] == (
+            "/usr/local/lib/vrrp-agent/checks/check_http http://127.0.0.1/"
+        )
+
+
+def _bad(mutate) -> dict:
+    inv = example("master_backup")
+    mutate(inv)
+    return inv
+
+
+def _dual(inv: dict, **kw: object) -> None:
+    inv["all"]["vars"].update(
+        vrrp_topology="dual_master", vrrp_vips=["192.0.2.101/24", "192.0.2.102/24"], **kw
+    )
+
+
+BAD = {
+    "unknown topology": (
+        lambda inv: inv["all"]["vars"].update(vrrp_topology="active_active"),
+        "vrrp_topology: 'active_active' is not one of master_backup, dual_master, lvs_nginx (host lb1)",
+    ),
+    "duplicate VRID": (
+        lambda inv: _dual(inv, vrrp_vrids=[60, 60]),
+        "vrrp_vrids[1]: VRID 60 is already used by VI_1 on lo; one VRID per interface (host lb1)",
+    ),
+    "VIP not an address": (
+        lambda inv: inv["all"]["vars"].update(vrrp_vips=["192.0.2.300/24"]),
+        "vrrp_vips[0]: '192.0.2.300/24' is not an IP address (ADDR or ADDR/PREFIX) (host lb2)",
+    ),
+    "missing real_servers group": (
+        lambda inv: inv["all"]["vars"].update(vrrp_topology="lvs_nginx"),
+        "vrrp_real_servers_group: lvs_nginx needs hosts in group 'real_servers', which is missing or empty (host lb1)",
+    ),
+    "missing nodes group": (
+        lambda inv: inv["all"]["vars"].update(vrrp_nodes_group="directors"),
+        "vrrp_nodes_group: group 'directors' is missing or empty (host lb1)",
+    ),
+    "equal priorities": (
+        lambda inv: inv["all"]["children"]["vrrp_nodes"]["hosts"]["lb2"].update(vrrp_priority=150),
+        "vrrp_priority: VI_1 needs distinct priorities, got lb1=150, lb2=150 (host lb2)",
+    ),
+    "dual_master with three nodes": (
+        lambda inv: (_dual(inv), inv["all"]["children"]["vrrp_nodes"]["hosts"].update(
+            lb3={"ansible_host": "192.0.2.13"})),
+        "dual_master needs exactly two hosts in group 'vrrp_nodes', found 3 (host lb3)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_inventory_stops_in_preflight_before_any_change(case: str, tmp_path: Path) -> None:
+    mutate, message = BAD[case]
+    r = play("site.yml", localize(_bad(mutate)), tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert message in out, out[-4000:]
+    # Nothing was applied anywhere: no host reports a change, and no deploy play started.
+    hosts = recap(r.stdout)
+    assert hosts, r.stdout[-2000:]
+    assert all(h.get("changed", 0) == 0 for h in hosts.values()), hosts
+    assert "PLAY [Deploy the VRRP nodes]" not in r.stdout
+    assert "PLAY [Prepare the web servers behind LVS]" not in r.stdout
