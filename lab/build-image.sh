@@ -62,6 +62,9 @@ debootstrap --variant=minbase --include="$include" "$suite" "$root" "$mirror" >&
 # Package lists are stale by the time anyone uses the image; apt-get update
 # (or Ansible's update_cache) fetches fresh ones.
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+# Ansible's apt cache_valid_time judges freshness by this directory's mtime:
+# date it to the epoch so "no lists" reads as "stale" and the first run updates.
+touch -d @0 "$root"/var/lib/apt/lists
 
 # Units that only make sense on real hardware or wait for a network manager
 # that podman replaces. Masking a unit that does not exist is harmless.
