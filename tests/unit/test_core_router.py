@@ -124,6 +124,9 @@ def test_graceful_shutdown_hands_over_after_skew_time() -> None:
         skew_time(3, 100, 1.0)
     )
     assert seg.vip_holders() == ["B"]
+    assert seg.transitions("B")[-1][1].reason == (
+        "master 10.0.0.1 resigned (priority 0), skew time expired"
+    )
 
 
 def test_master_hearing_priority_zero_reasserts_at_once() -> None:

@@ -96,6 +96,8 @@ class Router:
         self.master_priority: int | None = None
         self.master_adver_interval = params.advert_int
         self.last_reason = ""
+        # Why the master-down timer runs short, for the log when it fires.
+        self.resigned_by: str | None = None
         self.stats = Stats()
 
     # ----------------------------------------------------------------- derived
@@ -269,6 +271,7 @@ class Router:
 
     def _to_backup(self, now: float, reason: str, was_master: bool = False) -> list[Action]:
         self.timers.clear()
+        self.resigned_by = None
         actions: list[Action] = []
         if was_master:
             actions.append(RemoveVips(reason))
@@ -323,10 +326,12 @@ class _Backup:
             # The master is leaving: take over after Skew_Time only.
             r.timers[MASTER_DOWN] = now + r.skew
             r.timers.pop(PREEMPT, None)
+            r.resigned_by = str(src)
             return []
         ours = r.effective_priority
         if not r.params.preempt or adv.priority >= ours:
             r._learn_master(adv, src)
+            r.resigned_by = None
             r.timers.pop(PREEMPT, None)
             r.timers[MASTER_DOWN] = now + r.master_down
             return []
@@ -343,6 +348,10 @@ class _Backup:
     @staticmethod
     def timer(r: Router, name: str, now: float) -> list[Action]:
         if name == MASTER_DOWN:
+            if r.resigned_by is not None:
+                why = f"master {r.resigned_by} resigned (priority 0), skew time expired"
+                r.resigned_by = None
+                return r._to_master(now, why)
             return r._to_master(now, "master down timer expired")
         if name == PREEMPT:
             return r._to_master(
