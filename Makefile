@@ -1,11 +1,11 @@
-# make test: everything (lint, unit, ansible, netns). Run as root: the netns suite
+# make test: everything (lint, unit, ansible, netns, molecule). Run as root: the netns suite
 # builds network namespaces and opens raw sockets.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: all test deps venv lint unit ansible netns clean
+.PHONY: all test deps lab-deps image venv lint unit ansible netns molecule clean
 
 all: test
 
@@ -47,6 +47,23 @@ ansible: venv
 netns: deps venv
 	@[ "$$(id -u)" -eq 0 ] || { echo "make netns needs root (network namespaces, raw sockets)" >&2; exit 1; }
 	$(PYTEST) -q tests/netns
+
+# Podman needs runc and sane ulimits here; every podman call reads this file.
+export CONTAINERS_CONF := $(abspath lab/containers.conf)
+SCENARIOS := $(sort $(filter-out shared,$(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
+
+lab-deps:
+	@lab/deps.sh
+
+# The systemd base image, rebuilt only when its recipe changes (tagged by hash).
+image: lab-deps
+	lab/build-image.sh
+
+molecule: venv image
+	@for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s"; \
+	  PATH=$(abspath $(BIN)):$$PATH $(BIN)/molecule test -s $$s || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

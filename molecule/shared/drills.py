@@ -1,0 +1,211 @@
+"""Failure drills shared by the molecule scenarios' testinfra tests.
+
+State is read through testinfra's podman backend; failures are caused with
+podman itself (pause, network disconnect) or systemctl inside a node. The
+client container probes the VIPs over HTTP every 50 ms, so the downtime it
+measures is what a real client sees.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import testinfra
+
+from vrrp_agent.core.timers import master_down_interval, skew_time
+
+NODES = ("node1", "node2")
+ADVERT_INT = 1.0  # vrrp_advert_int in .config/molecule/config.yml
+CHECK_INTERVAL, CHECK_FALL, CHECK_RISE = (
+    1.0,
+    2,
+    1,
+)  # vrrp_check_* (interval set there, fall/rise defaults)
+PRIO_MASTER, PRIO_BACKUP = 150, 100  # vrrp_priority_top, top - vrrp_priority_step
+# Honest slack for what the protocol does not count: process wake-up, podman
+# exec round trips while polling (~0.1 s each), GARP reaching the client.
+MARGIN = 0.6
+NETWORK = "vrrp-molecule"
+NODE_IP = {"node1": "10.89.90.11", "node2": "10.89.90.12", "client": "10.89.90.50"}
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
+
+
+@cache
+def host(name: str) -> testinfra.host.Host:
+    return testinfra.get_host(f"podman://{name}")
+
+
+def paused(node: str) -> bool:
+    out = podman("inspect", "-f", "{{.State.Status}}", node).stdout.strip()
+    return out == "paused"
+
+
+def addresses(node: str) -> set[str] | None:
+    """The node's eth0 addresses; None when it cannot answer (paused, or no eth0)."""
+    if paused(node):
+        return None
+    r = host(node).run("ip -j addr show dev eth0")
+    if r.rc != 0:
+        return None
+    return {a["local"] for link in json.loads(r.stdout) for a in link.get("addr_info", [])}
+
+
+def holders(vip: str) -> list[str]:
+    return [n for n in NODES if vip in (addresses(n) or set())]
+
+
+def wait_for(what: str, pred: Callable[[], bool], timeout: float, step: float = 0.05) -> float:
+    start = time.monotonic()
+    while not pred():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+def agent_status(node: str) -> dict:
+    r = host(node).run("/opt/vrrp-agent/bin/vrrp-agent status --json")
+    assert r.rc == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def page(vip: str) -> str:
+    r = host("client").run(f"curl -s -m 2 http://{vip}/")
+    return r.stdout.strip()
+
+
+PROBE = """
+import json, os, sys, time, urllib.request
+url, seconds, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+rows, t0 = [], time.monotonic()
+while (t := time.monotonic() - t0) < seconds:
+    try:
+        body = urllib.request.urlopen(url, timeout=0.3).read().decode().strip()
+        ok = True
+    except Exception as err:
+        body, ok = type(err).__name__, False
+    rows.append([round(t, 3), ok, body])
+    time.sleep(0.05)
+with open(out + ".tmp", "w") as f:
+    json.dump(rows, f)
+os.rename(out + ".tmp", out)
+"""
+
+
+@dataclass
+class Probe:
+    """HTTP probes from the client through a VIP, for `seconds`."""
+
+    vip: str
+    seconds: float
+    out: str
+
+    @classmethod
+    def start(cls, vip: str, seconds: float) -> Probe:
+        out = f"/tmp/probe-{time.monotonic_ns()}.json"
+        podman("exec", "-d", "client", "python3", "-c", PROBE, f"http://{vip}/", str(seconds), out)
+        return cls(vip, seconds, out)
+
+    def rows(self) -> list[list]:
+        wait_for(
+            "the probe to finish",
+            lambda: host("client").file(self.out).exists,
+            self.seconds + 10,
+            0.2,
+        )
+        return json.loads(host("client").file(self.out).content_string)
+
+    def downtime(self) -> tuple[float, list[str]]:
+        """The longest gap between two successful probes, and who answered."""
+        rows = self.rows()
+        ok = [t for t, good, _ in rows if good]
+        assert ok, f"no probe through {self.vip} ever succeeded"
+        gaps = [b - a for a, b in zip(ok, ok[1:], strict=False)] or [0.0]
+        answered = sorted({body for _, good, body in rows if good})
+        return max(gaps), answered
+
+
+# ---------------------------------------------------------------- drills
+
+
+def master_down(prio: int = PRIO_BACKUP) -> float:
+    return master_down_interval(3, prio, ADVERT_INT)
+
+
+def skew(prio: int = PRIO_BACKUP) -> float:
+    return skew_time(3, prio, ADVERT_INT)
+
+
+@dataclass(frozen=True)
+class Drill:
+    name: str
+    breaks: Callable[[str], None]
+    heals: Callable[[str], None]
+    failover_bound: float  # seconds from the break until the backup holds the VIP
+    failback_bound: float  # seconds from the heal until the master holds it again
+
+
+def _systemctl(action: str, unit: str) -> Callable[[str], None]:
+    def run(node: str) -> None:
+        r = host(node).run(f"systemctl {action} {unit}")
+        assert r.rc == 0, r.stderr
+
+    return run
+
+
+def _disconnect(node: str) -> None:
+    podman("network", "disconnect", NETWORK, node)
+
+
+def _reconnect(node: str) -> None:
+    # The same address as before, or the other node's unicast_peer would be wrong.
+    podman("network", "connect", "--ip", NODE_IP[node], NETWORK, node)
+
+
+DRILLS = {
+    # SIGTERM: the master resigns with priority 0, the backup waits Skew_Time only.
+    "agent_stopped": Drill(
+        "agent_stopped", _systemctl("stop", "vrrp-agent"), _systemctl("start", "vrrp-agent"),
+        skew() + MARGIN,
+        # start-up, then the `state MASTER` hint claims after Skew_Time(150)
+        1.0 + skew(PRIO_MASTER) + MARGIN,
+    ),
+    # nginx down: check_http fails `fall` times, priority 150-60=90 < 100, the backup
+    # stops accepting and takes over when Master_Down runs out.
+    "nginx_stopped": Drill(
+        "nginx_stopped", _systemctl("stop", "nginx"), _systemctl("start", "nginx"),
+        (CHECK_FALL + 1) * CHECK_INTERVAL + master_down() + MARGIN,
+        (CHECK_RISE + 1) * CHECK_INTERVAL + master_down(PRIO_MASTER) + MARGIN,
+    ),
+    # Frozen: no adverts at all; the backup waits Master_Down. Thawed, the master
+    # advertises 150 at its next interval and the backup yields.
+    "frozen": Drill(
+        "frozen", lambda n: podman("pause", n), lambda n: podman("unpause", n),
+        master_down() + MARGIN,
+        ADVERT_INT + MARGIN,
+    ),
+    # Cut off: eth0 (and the VIP on it) vanishes with the disconnect.
+    "cut_off": Drill(
+        "cut_off", _disconnect, _reconnect,
+        master_down() + MARGIN,
+        # the agent notices the new eth0 within a second, then preempts after Master_Down(150)
+        1.0 + master_down(PRIO_MASTER) + MARGIN,
+    ),
+}  # fmt: skip
+
+
+def make_master(vip: str, node: str, other: str) -> None:
+    """Put the VIP back on `node` (a graceful restart of `other` hands it over)."""
+    if holders(vip) == [node]:
+        return
+    r = host(other).run("systemctl restart vrrp-agent")
+    assert r.rc == 0, r.stderr
+    wait_for(f"{vip} on {node} only", lambda: holders(vip) == [node], 10)

@@ -1,0 +1,68 @@
+"""Tests shared by the single-VIP scenarios (master_backup, nopreempt, unicast).
+
+Each scenario's tests/test_*.py imports these and its conftest.py provides
+`preempt`: whether node1 takes the VIP back when it recovers.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from drills import DRILLS, NODES, Probe, agent_status, holders, host, make_master, page, wait_for
+
+VIP = "10.89.90.100"
+
+
+def test_agent_and_nginx_run_on_both_nodes() -> None:
+    for node in NODES:
+        for unit in ("vrrp-agent", "nginx"):
+            svc = host(node).service(unit)
+            assert svc.is_running and svc.is_enabled, f"{unit} on {node}"
+        assert host(node).file("/etc/vrrp-agent/agent.yml").contains("virtual_router_id: 51")
+
+
+def test_exactly_one_node_holds_the_vip_and_it_is_node1() -> None:
+    wait_for("node1 to hold the VIP", lambda: holders(VIP) == ["node1"], 10)
+    st = agent_status("node2")["instances"]["VI_1"]
+    assert (st["state"], st["master_ip"], st["master_priority"]) == ("BACKUP", "10.89.90.11", 150)
+    assert st["rx_dropped"] == {}
+    assert page(VIP) == "Hello from node1"
+
+
+@pytest.mark.parametrize("name", list(DRILLS))
+def test_failover_then_failback_or_not(name: str, preempt: bool) -> None:
+    drill = DRILLS[name]
+    make_master(VIP, "node1", "node2")
+    probe = Probe.start(VIP, drill.failover_bound + drill.failback_bound + 6)
+    drill.breaks("node1")
+    try:
+        took = wait_for(
+            "node2 to take the VIP", lambda: "node2" in holders(VIP), drill.failover_bound + 5
+        )
+        print(f"\n{name}: VIP on node2 after {took:.2f}s (bound {drill.failover_bound:.2f}s)")
+        assert took <= drill.failover_bound
+        wait_for("the client to reach node2", lambda: page(VIP) == "Hello from node2", 3)
+    finally:
+        drill.heals("node1")
+    # A frozen master never left MASTER in its own eyes: thawed, it advertises 150
+    # and the RFC makes the lower-priority master yield, nopreempt or not.
+    if preempt or name == "frozen":
+        back = wait_for(
+            "node1 to take the VIP back",
+            lambda: holders(VIP) == ["node1"],
+            drill.failback_bound + 5,
+        )
+        print(f"{name}: VIP back on node1 after {back:.2f}s (bound {drill.failback_bound:.2f}s)")
+        assert back <= drill.failback_bound
+    else:
+        deadline = time.monotonic() + drill.failback_bound + 2
+        while time.monotonic() < deadline:
+            assert holders(VIP) == ["node2"], "failback despite nopreempt"
+            time.sleep(0.2)
+        assert agent_status("node1")["instances"]["VI_1"]["state"] == "BACKUP"
+        print(f"{name}: no failback (nopreempt), node2 kept the VIP")
+    downtime, answered = probe.downtime()
+    print(f"{name}: client-visible downtime {downtime:.2f}s; answered by {answered}")
+    assert "Hello from node2" in answered
+    assert downtime <= drill.failover_bound + 1.0  # + the client's own ARP/TCP retry
