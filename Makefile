@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: all test deps lab-deps image venv lint unit ansible netns molecule clean
+.PHONY: all test deps lab-deps image venv lint unit ansible netns molecule demo demo-down clean
 
 all: test
 
@@ -64,6 +64,16 @@ molecule: venv image
 	  echo "=== molecule test -s $$s"; \
 	  PATH=$(abspath $(BIN)):$$PATH $(BIN)/molecule test -s $$s || exit 1; \
 	done
+
+TOPOLOGY ?= master_backup
+
+# A local lab for TOPOLOGY, deployed with site.yml, one failover and one
+# failback drilled and timed; it stays up until `make demo-down`.
+demo: venv image
+	$(BIN)/python lab/demo.py up $(TOPOLOGY)
+
+demo-down:
+	$(PYTHON) lab/demo.py down
 
 clean:
 	rm -rf $(VENV) build *.egg-info

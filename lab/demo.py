@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""make demo: a local lab of systemd containers, deployed with site.yml, then
+one failover and one failback drilled and timed. The lab stays up;
+`make demo-down` removes it.
+
+    lab/demo.py up [master_backup|dual_master|lvs_nginx]
+    lab/demo.py down
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STATE = REPO / ".demo"
+NETWORK, SUBNET, PREFIX = "vrrp-demo", "10.89.100.0/24", "10.89.100"
+BIN = Path(sys.executable).parent
+
+TOPOLOGIES = {
+    "master_backup": {
+        "nodes": ["node1", "node2"],
+        "real_servers": [],
+        "vips": [f"{PREFIX}.100/24"],
+    },
+    "dual_master": {
+        "nodes": ["node1", "node2"],
+        "real_servers": [],
+        "vips": [f"{PREFIX}.101/24", f"{PREFIX}.102/24"],
+    },
+    "lvs_nginx": {
+        "nodes": ["director1", "director2"],
+        "real_servers": ["web1", "web2"],
+        "vips": [f"{PREFIX}.200/24"],
+    },
+}
+ADDRESS = {"node1": 11, "node2": 12, "director1": 31, "director2": 32,
+           "web1": 41, "web2": 42, "client": 50}  # fmt: skip
+REAL_SERVER_SYSCTLS = [
+    "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
+    "net.ipv4.conf.lo.arp_ignore=1", "net.ipv4.conf.lo.arp_announce=2",
+]  # fmt: skip
+
+
+def say(text: str) -> None:
+    print(f"\033[1m==> {text}\033[0m", flush=True)
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
+
+
+def container_name(host: str) -> str:
+    return f"demo-{host}"
+
+
+def holders(nodes: list[str], vip: str) -> list[str]:
+    out = []
+    for n in nodes:
+        r = podman(
+            "exec", container_name(n), "ip", "-j", "addr", "show", "dev", "eth0", check=False
+        )
+        if r.returncode == 0:
+            addrs = {a["local"] for link in json.loads(r.stdout) for a in link.get("addr_info", [])}
+            if vip in addrs:
+                out.append(n)
+    return out
+
+
+def wait_for(pred, timeout: float) -> float:  # noqa: ANN001 - a small script
+    start = time.monotonic()
+    while not pred():
+        if time.monotonic() - start > timeout:
+            raise SystemExit(f"demo: gave up after {timeout:.0f}s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def up(topology: str) -> None:
+    if topology not in TOPOLOGIES:
+        raise SystemExit(f"demo: TOPOLOGY must be one of {', '.join(TOPOLOGIES)}, not {topology!r}")
+    t = TOPOLOGIES[topology]
+    image = subprocess.run(
+        [str(REPO / "lab/build-image.sh")], check=True, capture_output=True, text=True
+    ).stdout.split()[-1]
+    down(quiet=True)
+    say(f"starting the {topology} lab on podman network {NETWORK} ({SUBNET})")
+    podman("network", "create", "--subnet", SUBNET, "--disable-dns", NETWORK)
+    for host in [*t["nodes"], *t["real_servers"], "client"]:
+        args = ["run", "-d", "--name", container_name(host), "--hostname", host,
+                "--network", NETWORK, "--ip", f"{PREFIX}.{ADDRESS[host]}", "--systemd=always",
+                "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
+                "--sysctl", "net.ipv4.ip_nonlocal_bind=1",
+                "--sysctl", "net.ipv6.ip_nonlocal_bind=1"]  # fmt: skip
+        if host in t["real_servers"]:
+            for s in REAL_SERVER_SYSCTLS:
+                args += ["--sysctl", s]
+        podman(*args, image, "/sbin/init")
+        print(f"    {container_name(host):16} {PREFIX}.{ADDRESS[host]}")
+
+    STATE.mkdir(exist_ok=True)
+    inventory = {
+        "all": {
+            "children": {
+                "vrrp_nodes": {
+                    "hosts": {n: {"ansible_host": container_name(n)} for n in t["nodes"]}
+                },
+                "real_servers": {
+                    "hosts": {n: {"ansible_host": container_name(n)} for n in t["real_servers"]}
+                },
+                "clients": {"hosts": {"client": {"ansible_host": container_name("client")}}},
+            },
+            "vars": {
+                "ansible_connection": "containers.podman.podman",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "vrrp_topology": topology,
+                "vrrp_interface": "eth0",
+                "vrrp_vips": t["vips"],
+            },
+        }
+    }
+    inv = STATE / "inventory.json"
+    inv.write_text(json.dumps(inventory, indent=2))
+    say(f"ansible-playbook site.yml -i {inv.relative_to(REPO)}")
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+    }
+    subprocess.run(
+        [str(BIN / "ansible-playbook"), "site.yml", "-i", str(inv)], cwd=REPO, env=env, check=True
+    )
+
+    vips = [v.split("/")[0] for v in t["vips"]]
+    nodes = t["nodes"]
+    say("who holds each VIP")
+    for vip in vips:
+        wait_for(lambda vip=vip: len(holders(nodes, vip)) == 1, 15)
+        print(f"    {vip:15} on {', '.join(holders(nodes, vip))}")
+
+    vip = vips[0]
+    master = holders(nodes, vip)[0]
+    backup = next(n for n in nodes if n != master)
+    http = topology != "lvs_nginx"  # the LVS data plane arrives with its own issue
+    say(f"failover drill: freezing {master} (podman pause); {backup} should take {vip}")
+    podman("pause", container_name(master))
+    took = wait_for(lambda: backup in holders(nodes, vip), 30)
+    print(
+        f"    {vip} moved to {backup} after {took:.2f}s "
+        "(the bound is Master_Down: 3.61 s at priority 100 with 1 s adverts)"
+    )
+    if http:
+        page = podman(
+            "exec", container_name("client"), "curl", "-s", "-m", "2", f"http://{vip}/"
+        ).stdout.strip()
+        print(f"    client: curl http://{vip}/ -> {page!r}")
+    say(f"failback drill: thawing {master}; it has the higher priority and takes {vip} back")
+    podman("unpause", container_name(master))
+    back = wait_for(lambda: holders(nodes, vip) == [master], 30)
+    print(f"    {vip} back on {master} after {back:.2f}s")
+    if http:
+        page = podman(
+            "exec", container_name("client"), "curl", "-s", "-m", "2", f"http://{vip}/"
+        ).stdout.strip()
+        print(f"    client: curl http://{vip}/ -> {page!r}")
+
+    say("the lab is still running; try:")
+    print(f"    podman exec {container_name(master)} /opt/vrrp-agent/bin/vrrp-agent status")
+    print(f"    podman exec {container_name(master)} systemctl stop vrrp-agent")
+    print(f"    podman exec {container_name('client')} curl -s http://{vip}/")
+    print("    make demo-down    # remove it")
+
+
+def down(quiet: bool = False) -> None:
+    names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    demo = [n for n in names if n.startswith("demo-")]
+    if demo:
+        podman("rm", "-f", "-t", "2", *demo)
+    podman("network", "rm", NETWORK, check=False)
+    if not quiet:
+        print(f"demo: removed {len(demo)} container(s) and network {NETWORK}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in ("up", "down"):
+        raise SystemExit(__doc__)
+    if sys.argv[1] == "up":
+        up(sys.argv[2] if len(sys.argv) > 2 else "master_backup")
+    else:
+        down()
