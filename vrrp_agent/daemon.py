@@ -3,6 +3,9 @@ timer handle for the core's earliest deadline.
 
 Signal handlers only record the signal (as ExaBGP does); the main coroutine
 acts on it between events, so a reload never interleaves with a packet.
+vrrp_script runners report UP/DOWN changes the same way: recorded, then
+turned into priority deltas and faults for the tracking instances by the
+main coroutine.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import socket
 from collections import Counter
 
 from vrrp_agent.config import Config, ConfigError, Instance, garp_settings, load
+from vrrp_agent.core import Action
+from vrrp_agent.core.tracking import FAULT_PREFIX, track_effect
 from vrrp_agent.io import control, systemd
 from vrrp_agent.io.accept_filter import AcceptFilter
 from vrrp_agent.io.executor import InstanceIO, StartupError, family_of
 from vrrp_agent.io.netlink import Rtnl
+from vrrp_agent.io.scripts import ScriptRunner, run_identity
 from vrrp_agent.io.vrrp_socket import TTL, Received, VrrpSocket
 from vrrp_agent.status import agent_status
 from vrrp_agent.wire import DecodeError, decode
@@ -27,13 +33,19 @@ log = logging.getLogger("vrrp_agent")
 
 # Keys not acted on yet: accepted so keepalived-shaped files validate, and
 # announced at start so nobody believes they are in force.
-_NOT_YET = ("track_script", "track_interface", "track_file", "notify_master", "notify_backup",
-            "notify_fault", "notify_stop", "notify")  # fmt: skip
+_NOT_YET = ("track_interface", "track_file", "notify_master", "notify_backup", "notify_fault",
+            "notify_stop", "notify")  # fmt: skip
 
 
 def _identity(cfg: Config, inst: Instance) -> tuple[object, ...]:
     """Everything that, if changed, makes an instance a different one on reload."""
     return (inst, garp_settings(cfg, inst))
+
+
+def _tracked_scripts(cfg: Config) -> list[str]:
+    """Scripts some instance tracks; like keepalived, the others are not run."""
+    tracked = {ref.name for inst in cfg.vrrp_instances.values() for ref in inst.track_script}
+    return [name for name in cfg.vrrp_scripts if name in tracked]
 
 
 class Agent:
@@ -44,6 +56,9 @@ class Agent:
         self.sockets: dict[tuple[str, int], VrrpSocket] = {}
         self.instances: dict[str, InstanceIO] = {}
         self.by_vrid: dict[tuple[str, int, int], InstanceIO] = {}
+        self.scripts: dict[str, ScriptRunner] = {}
+        # Scripts whose UP/DOWN state changed since the main loop last looked.
+        self._scripts_changed: set[str] = set()
         self.rx_dropped: Counter[str] = Counter()
         self.signals: list[int] = []
         self._wake = asyncio.Event()
@@ -62,9 +77,20 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self.loop.add_signal_handler(sig, self._record_signal, sig)
         self._server = await control.serve(self.cfg.global_defs.control_socket, self.status)
+        new_scripts = self._sync_scripts(self.cfg)
         self._start(built)
+        # After the instances: a check's first result then has a router to act on.
+        self._launch(new_scripts)
         systemd.notify("READY=1")
         log.info("vrrp-agent ready: %d instance(s), pid %d", len(self.instances), os.getpid())
+        try:
+            return await self._main_loop()
+        finally:
+            # Also on an unexpected error: no check may outlive the agent
+            # (they run in sessions of their own, so nothing else kills them).
+            self._stop_scripts(list(self.scripts))
+
+    async def _main_loop(self) -> int:
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -75,11 +101,21 @@ class Agent:
                 else:
                     log.info("received %s: shutting down", signal.Signals(sig).name)
                     systemd.notify("STOPPING=1")
+                    stopped = list(self.scripts.values())
                     self._stop_all()
+                    await _reap(stopped)
                     return 0
+            if self._scripts_changed:
+                self._apply_script_changes()
 
     def _record_signal(self, sig: int) -> None:
         self.signals.append(sig)
+        self._wake.set()
+
+    def _record_script_change(self, name: str) -> None:
+        # Like a signal: recorded here, acted on by the main loop, so a state
+        # change never lands in the middle of a reload.
+        self._scripts_changed.add(name)
         self._wake.set()
 
     def _build(self, cfg: Config, insts: list[Instance]) -> list[InstanceIO]:
@@ -111,6 +147,10 @@ class Agent:
             self.instances[io.inst.name] = io
             self.by_vrid[(io.inst.interface, io.sock.family, io.inst.virtual_router_id)] = io
             self.loop.add_reader(io.sock.fileno(), self._on_readable, io.sock)
+            # Tracking first: a router told before start() begins in FAULT
+            # or at its tracked priority instead of passing through BACKUP
+            # with the wrong Master_Down (both calls yield no actions in INIT).
+            self._apply_tracking(io, now)
             io.execute(io.router.start(now))
         self._reschedule()
 
@@ -131,6 +171,9 @@ class Agent:
             sock.close()
 
     def _stop_all(self) -> None:
+        # Scripts first: none may run (or change a priority) while instances
+        # hand over, nor outlive the agent.
+        self._stop_scripts(list(self.scripts))
         self._stop(list(self.instances))
         self._close_unused_sockets()
         try:
@@ -165,6 +208,7 @@ class Agent:
             log.error("reload refused: %s; keeping the running configuration", err)
             systemd.notify("READY=1")
             return
+        stale = self._stop_scripts(self._stale_scripts(new))
         self._stop(gone)
         if new.global_defs.control_socket != self.cfg.global_defs.control_socket:
             if self._server is not None:
@@ -173,9 +217,17 @@ class Agent:
             self._server = await control.serve(new.global_defs.control_socket, self.status)
         self.cfg = new
         self.reloads += 1
+        new_scripts = self._sync_scripts(new)
         self._start(built)
-        self._close_unused_sockets()
         kept = [n for n in new_ids if n in old_ids and old_ids[n] == new_ids[n]]
+        # Kept instances may track a script that was restarted (back to UP)
+        # or whose weight changed.
+        now = self.loop.time()
+        for name in kept:
+            self._apply_tracking(self.instances[name], now)
+        self._reschedule()
+        self._launch(new_scripts)
+        self._close_unused_sockets()
         log.info(
             "reloaded: %d kept, %d stopped, %d started",
             len(kept),
@@ -183,7 +235,91 @@ class Agent:
             len(fresh),
         )
         self._warn_inert(new)
+        await _reap(stale)
         systemd.notify("READY=1")
+
+    # ----------------------------------------------------------------- scripts
+
+    def _stale_scripts(self, cfg: Config) -> list[str]:
+        """Running scripts that the new configuration drops, untracks or changes."""
+        wanted = {
+            name: run_identity(cfg.vrrp_scripts[name], cfg.global_defs.script_user)
+            for name in _tracked_scripts(cfg)
+        }
+        return [n for n, r in self.scripts.items() if wanted.get(n) != r.identity]
+
+    def _stop_scripts(self, names: list[str]) -> list[ScriptRunner]:
+        stopped = [self.scripts.pop(name) for name in names]
+        for runner in stopped:
+            runner.stop()
+        return stopped
+
+    def _sync_scripts(self, cfg: Config) -> list[ScriptRunner]:
+        """Register a runner for every tracked script that has none, not yet
+        launched, so that instances started next see their (initial UP)
+        state. Kept runners take the new Script: only its weight can differ."""
+        fresh: list[ScriptRunner] = []
+        for name in _tracked_scripts(cfg):
+            script = cfg.vrrp_scripts[name]
+            runner = self.scripts.get(name)
+            if runner is not None:
+                runner.script = script
+                continue
+            runner = ScriptRunner(script, cfg.global_defs.script_user, self._record_script_change)
+            self.scripts[name] = runner
+            fresh.append(runner)
+        for name in cfg.vrrp_scripts:
+            if name not in self.scripts:
+                log.info("vrrp_script %s: not tracked by any instance, not run", name)
+        return fresh
+
+    def _launch(self, runners: list[ScriptRunner]) -> None:
+        for runner in runners:
+            runner.start()
+
+    def _apply_script_changes(self) -> None:
+        changed, self._scripts_changed = self._scripts_changed, set()
+        now = self.loop.time()
+        for io in self.instances.values():
+            if any(ref.name in changed for ref in io.inst.track_script):
+                self._apply_tracking(io, now)
+        self._reschedule()
+
+    def _apply_tracking(self, io: InstanceIO, now: float) -> None:
+        """Tell the router what its tracked scripts' states mean now.
+
+        Faults are raised before the priority changes and cleared after it,
+        so a master going to FAULT sends only its priority-0 advert, and a
+        router leaving FAULT computes Master_Down with its new priority.
+        """
+        effect = track_effect(
+            io.inst.track_script,
+            {n: r.script.weight for n, r in self.scripts.items()},
+            {n: r.state for n, r in self.scripts.items()},
+        )
+        r = io.router
+        # A script fault no longer asked for (its weight changed from 0) goes too.
+        wanted = {k: v for k, v in effect.faults.items() if v is not None}
+        stale = [k for k in r.faults if k.startswith(FAULT_PREFIX) and k not in wanted]
+        before = r.effective_priority
+        actions: list[Action] = []
+        for key, reason in wanted.items():
+            if r.faults.get(key) != reason:
+                actions += r.set_fault(key, reason, now)
+        # Scripts are the only tracker that moves the priority so far; with
+        # track_interface/track_file this becomes the sum over all of them.
+        if effect.delta != r.priority_delta:
+            actions += r.set_priority_delta(effect.delta, now)
+        for key in stale:
+            actions += r.set_fault(key, None, now)
+        if r.effective_priority != before:
+            log.info(
+                "(%s) effective priority %d -> %d (track_script)",
+                io.inst.name,
+                before,
+                r.effective_priority,
+            )
+        io.execute(actions)
 
     def _warn_inert(self, cfg: Config) -> None:
         for inst in cfg.vrrp_instances.values():
@@ -265,6 +401,12 @@ class Agent:
 
     def status(self) -> dict[str, object]:
         return agent_status(self)
+
+
+async def _reap(runners: list[ScriptRunner]) -> None:
+    """Wait for stopped runners (already killed) so no zombie or task is left."""
+    if runners:
+        await asyncio.gather(*(r.wait_closed() for r in runners))
 
 
 def _ifindex(inst: Instance) -> int:

@@ -10,6 +10,7 @@ from vrrp_agent import __version__
 if TYPE_CHECKING:
     from vrrp_agent.daemon import Agent
     from vrrp_agent.io.executor import InstanceIO
+    from vrrp_agent.io.scripts import ScriptRunner
 
 
 def instance_status(io: InstanceIO, now: float) -> dict[str, object]:
@@ -49,6 +50,19 @@ def instance_status(io: InstanceIO, now: float) -> dict[str, object]:
     }
 
 
+def script_status(runner: ScriptRunner) -> dict[str, object]:
+    t = runner.tracker
+    return {
+        "state": t.state.value,
+        # Exit status of the last run; None when it timed out, could not be
+        # started, or has not run yet (negative: killed by that signal).
+        "last_exit": runner.last_exit,
+        # Consecutive results, the counts that fall and rise compare against.
+        "failures": t.failures,
+        "successes": t.successes,
+    }
+
+
 def agent_status(agent: Agent) -> dict[str, object]:
     now = agent.loop.time()
     return {
@@ -60,6 +74,10 @@ def agent_status(agent: Agent) -> dict[str, object]:
         "reloads": agent.reloads,
         "instances": {
             name: instance_status(io, now) for name, io in sorted(agent.instances.items())
+        },
+        # Only tracked scripts run, so only they are listed.
+        "vrrp_scripts": {
+            name: script_status(runner) for name, runner in sorted(agent.scripts.items())
         },
         # Packets that could not be attributed to an instance.
         "rx_dropped": dict(agent.rx_dropped),

@@ -1,0 +1,297 @@
+"""Runs keepalived-style `vrrp_scripts`: one asyncio task per script.
+
+Every `interval` seconds the task executes the command directly (shlex-split,
+no shell) as the script's user, in a session of its own so that a timeout
+can kill everything the script started, not just the first process. The
+fall/rise logic lives in the sans-I/O `ScriptTracker`; this module only turns
+process outcomes into ok/failed and tells the agent when the UP/DOWN state
+changed. It never blocks the loop: exit statuses arrive through a pidfd, not
+a thread per child and not polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import grp
+import logging
+import os
+import pwd
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vrrp_agent.config.model import Script
+from vrrp_agent.core.tracking import ScriptState, ScriptTracker
+
+log = logging.getLogger("vrrp_agent")
+
+# A killed script gets this long to be reaped before we stop waiting for it;
+# SIGKILL cannot be caught, so only a process stuck in the kernel takes longer.
+_REAP_GRACE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Whom a script runs as. Resolved per run until it works, so creating
+    a missing user heals the script without a reload."""
+
+    user: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    ok: bool
+    exit: int | None  # None: no exit status (timed out, could not be started)
+    detail: str  # for the logs: "exit 1", "timed out after 2s", ...
+    # Set when the script did not get to decide (not started, killed by us):
+    # the level to log that at, once until the outcome changes.
+    report: int | None = None
+
+
+def resolve_user(spec: str) -> Credentials:
+    """keepalived's `USER [GROUP]`; the group defaults to the user's primary one.
+
+    Supplementary groups are the user's own (initgroups), never the agent's:
+    a script dropped to `nobody` must not keep root's groups.
+    """
+    parts = spec.split()
+    if not parts or len(parts) > 2:
+        raise LookupError(f"user {spec!r} is not of the form 'USER [GROUP]'")
+    try:
+        pw = pwd.getpwnam(parts[0])
+    except KeyError:
+        raise LookupError(f"user {parts[0]!r} does not exist") from None
+    gid = pw.pw_gid
+    if len(parts) == 2:
+        try:
+            gid = grp.getgrnam(parts[1]).gr_gid
+        except KeyError:
+            raise LookupError(f"group {parts[1]!r} does not exist") from None
+    groups = tuple(os.getgrouplist(pw.pw_name, gid))
+    return Credentials(pw.pw_name, pw.pw_uid, gid, groups)
+
+
+def run_identity(script: Script, script_user: str) -> tuple[object, ...]:
+    """What makes a runner a different one on reload.
+
+    The weight is left out on purpose: it only matters to the instances, and
+    restarting the runner would reset a DOWN script to UP, flapping the VIP
+    for `fall` intervals just because a weight was edited.
+    """
+    return (dataclasses.replace(script, weight=0), user_spec(script, script_user))
+
+
+def user_spec(script: Script, script_user: str) -> str:
+    return script.user if script.user is not None else script_user
+
+
+def _plural(n: int, word: str, plural: str) -> str:
+    return f"{n} {word if n == 1 else plural}"
+
+
+class ScriptRunner:
+    def __init__(self, script: Script, script_user: str, on_change: Callable[[str], None]) -> None:
+        self.script = script
+        self.name = script.name
+        self.user = user_spec(script, script_user)
+        self.identity = run_identity(script, script_user)
+        self.tracker = ScriptTracker(fall=script.fall, rise=script.rise)
+        self.last_exit: int | None = None
+        self._on_change = on_change
+        self._task: asyncio.Task[None] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._creds: Credentials | None = None
+        # The last abnormal outcome logged, so a missing file or a hanging
+        # script is reported once, not every interval.
+        self._reported: str | None = None
+        self._argv: list[str] = []
+        self._argv_error: str | None = None
+        try:
+            self._argv = shlex.split(script.script)
+        except ValueError as err:
+            self._argv_error = f"cannot parse the command line: {err}"
+        if not self._argv and self._argv_error is None:
+            self._argv_error = "the command line is empty"
+
+    @property
+    def state(self) -> ScriptState:
+        return self.tracker.state
+
+    @property
+    def timeout(self) -> float:
+        return self.script.timeout if self.script.timeout is not None else self.script.interval
+
+    # --------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        _use_pidfd_child_watcher()
+        if os.geteuid() != 0:
+            log.info(
+                "vrrp_script %s: not running as root, so it runs as uid %d, not as %r",
+                self.name,
+                os.geteuid(),
+                self.user,
+            )
+        self._task = asyncio.get_running_loop().create_task(
+            self._run_forever(), name=f"vrrp_script {self.name}"
+        )
+        self._task.add_done_callback(self._task_done)
+
+    def stop(self) -> None:
+        """Kill a running check and stop scheduling; synchronous so that the
+        agent can be sure no script outlives it (or its instances)."""
+        self._kill_group()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait for the task to end and the killed process to be reaped."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), _REAP_GRACE)
+            except TimeoutError:
+                log.error("vrrp_script %s: pid %d survives SIGKILL", self.name, proc.pid)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # A bug, not a failing check: say so loudly; the state freezes.
+            log.error(
+                "vrrp_script %s: runner crashed; state stays %s",
+                self.name,
+                self.state.value,
+                exc_info=task.exception(),
+            )
+
+    # -------------------------------------------------------------------- runs
+
+    async def _run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            self._record(await self.run_once())
+            # A fixed cadence from the start times, as keepalived has; a run
+            # that outlasts the interval is followed at once, without a burst
+            # of catch-up runs.
+            due += self.script.interval
+            now = loop.time()
+            due = max(due, now)
+            await asyncio.sleep(due - now)
+
+    async def run_once(self) -> RunResult:
+        if self._argv_error is not None:
+            return RunResult(False, None, self._argv_error, report=logging.ERROR)
+        kwargs: dict[str, object] = {}
+        if os.geteuid() == 0:
+            if self._creds is None:
+                try:
+                    self._creds = resolve_user(self.user)
+                except LookupError as err:
+                    # keepalived refuses such a script too; failing it (rather
+                    # than running it as root) keeps the instance honest.
+                    return RunResult(False, None, f"not run: {err}", report=logging.ERROR)
+            if self._creds.uid != 0:
+                kwargs = {
+                    "user": self._creds.uid,
+                    "group": self._creds.gid,
+                    "extra_groups": list(self._creds.groups),
+                }
+        try:
+            self._proc = proc = await asyncio.create_subprocess_exec(
+                *self._argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                # Its own process group: on timeout we kill the whole tree.
+                start_new_session=True,
+                # The script's user may not be able to enter the agent's cwd.
+                cwd="/",
+                **kwargs,  # type: ignore[arg-type]
+            )
+        except (OSError, ValueError, subprocess.SubprocessError) as err:
+            detail = f"cannot execute {self._argv[0]}: {err}"
+            return RunResult(False, None, detail, report=logging.ERROR)
+        try:
+            rc = await asyncio.wait_for(proc.wait(), self.timeout)
+        except TimeoutError:
+            self._kill_group()
+            try:
+                await asyncio.wait_for(proc.wait(), _REAP_GRACE)
+            except TimeoutError:
+                log.error("vrrp_script %s: pid %d survives SIGKILL", self.name, proc.pid)
+            # A hanging check is a failing check, not a configuration error.
+            detail = f"timed out after {self.timeout:g}s, killed"
+            return RunResult(False, None, detail, report=logging.WARNING)
+        if rc < 0:
+            return RunResult(False, rc, f"killed by {_signame(-rc)}")
+        return RunResult(rc == 0, rc, f"exit {rc}")
+
+    def _kill_group(self) -> None:
+        proc = self._proc
+        # returncode None: not reaped yet, so its pid (= the process group id,
+        # thanks to start_new_session) still names this script's group.
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def _record(self, result: RunResult) -> None:
+        self.last_exit = result.exit
+        if result.report is not None:
+            if result.detail != self._reported:
+                self._reported = result.detail
+                log.log(result.report, "vrrp_script %s: %s", self.name, result.detail)
+        else:
+            self._reported = None
+            log.debug("vrrp_script %s: %s", self.name, result.detail)
+        if not self.tracker.record(result.ok):
+            return
+        t = self.tracker
+        if t.up:
+            log.info(
+                "vrrp_script %s: UP after %s",
+                self.name,
+                _plural(t.successes, "success", "successes"),
+            )
+        else:
+            log.warning(
+                "vrrp_script %s: DOWN after %s (%s)",
+                self.name,
+                _plural(t.failures, "failure", "failures"),
+                result.detail,
+            )
+        self._on_change(self.name)
+
+
+def _signame(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _use_pidfd_child_watcher() -> None:
+    """Python 3.11's default child watcher starts a thread per child to block
+    in waitpid; a pidfd in the event loop costs nothing beyond the spawn.
+    Python 3.12 picks pidfds by itself (and deprecates watchers)."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    current = asyncio.get_child_watcher()
+    if isinstance(current, asyncio.PidfdChildWatcher) and current.is_active():
+        return  # attached to the running loop (the only one in this thread)
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return  # kernel before 5.3: keep the default watcher
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
