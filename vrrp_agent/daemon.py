@@ -37,6 +37,11 @@ _NOT_YET = ("track_interface", "track_file", "notify_master", "notify_backup", "
             "notify_stop", "notify")  # fmt: skip
 
 
+# How often interfaces are checked for having vanished or come back: a cheap
+# ioctl per interface; molecule's cut-off drill allows this much on failback.
+LINK_CHECK_INTERVAL = 1.0
+
+
 def _identity(cfg: Config, inst: Instance) -> tuple[object, ...]:
     """Everything that, if changed, makes an instance a different one on reload."""
     return (inst, garp_settings(cfg, inst))
@@ -68,6 +73,7 @@ class Agent:
         self.loop = asyncio.get_running_loop()
         self.started_at = self.loop.time()
         self.reloads = 0
+        self._link_timer: asyncio.TimerHandle | None = None
 
     # --------------------------------------------------------------- lifecycle
 
@@ -81,6 +87,7 @@ class Agent:
         self._start(built)
         # After the instances: a check's first result then has a router to act on.
         self._launch(new_scripts)
+        self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
         systemd.notify("READY=1")
         log.info("vrrp-agent ready: %d instance(s), pid %d", len(self.instances), os.getpid())
         try:
@@ -174,6 +181,8 @@ class Agent:
         # Scripts first: none may run (or change a priority) while instances
         # hand over, nor outlive the agent.
         self._stop_scripts(list(self.scripts))
+        if self._link_timer is not None:
+            self._link_timer.cancel()
         self._stop(list(self.instances))
         self._close_unused_sockets()
         try:
@@ -333,6 +342,50 @@ class Agent:
         for key in ("vrrp_sync_groups", "virtual_servers"):
             if getattr(cfg, key):
                 log.warning("%s: accepted but not acted on by this version", key)
+
+    # ------------------------------------------------------------------ links
+
+    def _check_links(self) -> None:
+        """An interface that vanishes (a cable pulled, `podman network disconnect`)
+        takes our socket's binding and the VIPs with it. Fault its instances;
+        when it comes back, under a new index, rebind and let them rejoin."""
+        now = self.loop.time()
+        for (ifname, family), sock in list(self.sockets.items()):
+            users = [io for io in self.instances.values() if io.sock is sock]
+            key = f"link:{ifname}"
+            try:
+                index: int | None = socket.if_nametoindex(ifname)
+            except OSError:
+                index = None
+            if index == sock.ifindex:
+                continue
+            if index is None:
+                for io in users:
+                    if key not in io.router.faults:
+                        io.execute(io.router.set_fault(key, f"interface {ifname} is gone", now))
+                continue
+            try:
+                fresh = VrrpSocket(family, ifname, index)
+            except OSError as err:
+                log.warning("interface %s is back but not usable yet: %s", ifname, err)
+                continue
+            try:
+                for io in users:
+                    io.rebind(fresh)
+            except StartupError as err:
+                # Typically the address is not configured yet: try again next time.
+                log.warning("interface %s is back but not usable yet: %s", ifname, err)
+                fresh.close()
+                continue
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+            self.sockets[(ifname, family)] = fresh
+            self.loop.add_reader(fresh.fileno(), self._on_readable, fresh)
+            log.info("interface %s is back (index %d)", ifname, index)
+            for io in users:
+                io.execute(io.router.set_fault(key, None, now))
+        self._reschedule()
+        self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
 
     # ------------------------------------------------------------------ events
 

@@ -184,6 +184,33 @@ class Lab:
         )
         return host
 
+    def unplug(self, host: str) -> None:
+        """Delete the host's eth0 (its veth pair): the link and its addresses vanish."""
+        i = int(host.removeprefix("n"))
+        sh("ip", "-n", self.switch, "link", "del", f"p{i}k0")
+
+    def replug(self, host: str) -> None:
+        """A new eth0 (new ifindex) with the old MAC and addresses, as after a reconnect."""
+        i = int(host.removeprefix("n"))
+        ns = self.hosts[host].ns
+        sh(
+            "ip",
+            "-n",
+            self.switch,
+            "link",
+            "add",
+            f"p{i}k0",
+            "type",
+            "veth",
+            "peer",
+            "eth0",
+            "netns",
+            ns,
+        )
+        sh("ip", "-n", self.switch, "link", "set", f"p{i}k0", "master", "br0", "up")
+        sh("ip", "-n", ns, "addr", "add", f"10.99.0.{i}/24", "dev", "eth0")
+        sh("ip", "-n", ns, "link", "set", "eth0", "address", f"02:00:00:00:00:{i:02x}", "up")
+
     def __getitem__(self, name: str) -> Host:
         return self.hosts[name]
 

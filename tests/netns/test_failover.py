@@ -243,3 +243,20 @@ def test_many_instances_across_two_interfaces(lab_two_links: Lab) -> None:
     st = a2.status()["instances"]
     assert sorted(s["state"] for s in st.values()) == ["BACKUP"] * 10 + ["MASTER"] * 10
     assert all(s["rx_dropped"] == {} for s in st.values())
+
+
+def test_interface_that_vanishes_and_returns_faults_then_rejoins(lab: Lab) -> None:
+    a1, a2 = elect(lab)
+    lab.unplug("n1")
+    took = wait_for("n2 to take over", lambda: lab["n2"].has(VIP), 10)
+    assert took <= master_down_interval(3, 100, 1.0) + MARGIN
+    wait_for("n1 in FAULT", lambda: a1.state() == "FAULT", 2)  # the link check runs every second
+    st = a1.status()["instances"]["VI_1"]
+    assert st["faults"] == {"link:eth0": "interface eth0 is gone"}
+    lab.replug("n1")
+    # Noticed within a second, BACKUP again, then preemption after Master_Down(200).
+    back = wait_for("n1 to take the VIP back", lambda: lab["n1"].has(VIP), 10)
+    assert back <= 1.0 + master_down_interval(3, 200, 1.0) + MARGIN
+    wait_for("n2 to yield", lambda: not lab["n2"].has(VIP), 2)
+    assert "interface eth0 is back" in a1.log()
+    assert a1.status()["instances"]["VI_1"]["faults"] == {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from vrrp_agent.config import Config, Instance, garp_settings
@@ -88,6 +88,18 @@ class InstanceIO:
         self.rtnl = rtnl
         self.sock = sock
         self.accept_filter = accept_filter
+        self._read_links()
+        self.router = Router(router_params(cfg, inst, self.local_ip))
+        self.garp_interval = garp_settings(cfg, inst).interval
+        self.destinations: tuple[IPAddr, ...] = inst.unicast_peer or (
+            (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
+        )
+        self._announcing: asyncio.Task[None] | None = None
+        self.holds_vips = False
+
+    def _read_links(self) -> None:
+        """What the kernel says now about our interfaces: index, MAC, source address."""
+        inst = self.inst
         self.link = _link(inst, inst.interface)
         self.vips = [
             Vip(_link(inst, v.dev or inst.interface), v.address, v.label, True)
@@ -97,14 +109,25 @@ class InstanceIO:
             for v in inst.virtual_ipaddress_excluded
         ]
         self.local_ip = self._local_ip()
-        self.router = Router(router_params(cfg, inst, self.local_ip))
-        self.garp_interval = garp_settings(cfg, inst).interval
         self.announcers = {v.link.name: Announcer(v.link) for v in self.vips}
-        self.destinations: tuple[IPAddr, ...] = inst.unicast_peer or (
-            (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
-        )
-        self._announcing: asyncio.Task[None] | None = None
-        self.holds_vips = False
+
+    def rebind(self, sock: VrrpSocket) -> None:
+        """The interface was deleted and created again (a new index, maybe a new
+        MAC): use the new socket and re-read everything tied to the old link.
+        Raises StartupError while the interface or its address is still missing."""
+        old = self.announcers
+        self._read_links()
+        for a in old.values():
+            a.close()
+        self.sock = sock
+        if self.local_ip != self.router.params.local_ip:
+            log.warning(
+                "(%s) source address changed from %s to %s",
+                self.inst.name,
+                self.router.params.local_ip,
+                self.local_ip,
+            )
+            self.router.params = replace(self.router.params, local_ip=self.local_ip)
 
     def _local_ip(self) -> IPAddr:
         if self.inst.unicast_src_ip is not None:
