@@ -195,10 +195,21 @@ DRILLS = {
 }  # fmt: skip
 
 
+def healthy(node: str) -> bool:
+    """Every instance at its configured priority, with no fault: fully healed."""
+    r = host(node).run("/opt/vrrp-agent/bin/vrrp-agent status --json")
+    if r.rc != 0:
+        return False
+    insts = json.loads(r.stdout)["instances"].values()
+    return all(i["effective_priority"] == i["priority"] and not i["faults"] for i in insts)
+
+
 def make_master(vip: str, node: str, other: str) -> None:
-    """Put the VIP back on `node` (a graceful restart of `other` hands it over)."""
-    if holders(vip) == [node]:
-        return
-    r = host(other).run("systemctl restart vrrp-agent")
-    assert r.rc == 0, r.stderr
-    wait_for(f"{vip} on {node} only", lambda: holders(vip) == [node], 10)
+    """Start each drill from the same place: both nodes healed (a previous
+    drill's check may still be rising) and the VIP on `node` only (a graceful
+    restart of `other` hands it over)."""
+    wait_for("both nodes healthy", lambda: healthy(node) and healthy(other), 15, 0.2)
+    if holders(vip) != [node]:
+        r = host(other).run("systemctl restart vrrp-agent")
+        assert r.rc == 0, r.stderr
+        wait_for(f"{vip} on {node} only", lambda: holders(vip) == [node], 10)

@@ -98,6 +98,9 @@ def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) ->
         assert cfg["vrrp_scripts"]["chk_http"]["script"] == (
             "/usr/local/lib/vrrp-agent/checks/check_http http://127.0.0.1/"
         )
+        # Without preemption a lower priority moves nothing: a failing check must mean FAULT.
+        expected_weight = 0 if inv["all"]["vars"].get("vrrp_nopreempt") else -60
+        assert cfg["vrrp_scripts"]["chk_http"]["weight"] == expected_weight
 
 
 def _bad(mutate) -> dict:

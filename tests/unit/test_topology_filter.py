@@ -26,7 +26,9 @@ _spec.loader.exec_module(topo)
 def settings(**kw: object) -> dict:
     defaults = yaml.safe_load((REPO / "roles/vrrp/defaults/main.yml").read_text())
     s = {k.removeprefix("vrrp_"): v for k, v in defaults.items()}
+    # Ansible resolves these templated defaults; the filter sees plain values.
     s["health_checks"] = ["http"]
+    s["check_weight"] = -60
     s["vips"] = ["192.0.2.100/24"]
     s["host_interfaces"] = ["lo", "eth0"]
     s.update(kw)
