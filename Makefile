@@ -9,7 +9,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 all: test
 
-test: lint unit ansible netns
+test: lint unit ansible netns molecule
 
 deps:
 	@scripts/system-deps.sh
