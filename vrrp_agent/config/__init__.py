@@ -8,6 +8,7 @@
 from ._loader import load, parse
 from ._reader import ConfigError
 from .model import (
+    Arbiter,
     Checker,
     Config,
     FrozenMap,
@@ -27,6 +28,7 @@ from .model import (
 )
 
 __all__ = [
+    "Arbiter",
     "Checker",
     "Config",
     "ConfigError",

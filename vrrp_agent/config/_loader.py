@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._arbiter import parse_arbiter
 from ._lvs import parse_virtual_servers
 from ._reader import (
     TOP,
@@ -15,6 +16,7 @@ from ._reader import (
     named_blocks,
 )
 from ._vrrp import (
+    check_exclusive_pairs,
     check_instances_together,
     parse_global_defs,
     parse_instance,
@@ -23,7 +25,14 @@ from ._vrrp import (
 )
 from .model import Config, FrozenMap, Instance
 
-SECTIONS = ("global_defs", "vrrp_scripts", "vrrp_instances", "vrrp_sync_groups", "virtual_servers")
+SECTIONS = (
+    "global_defs",
+    "vrrp_scripts",
+    "vrrp_instances",
+    "vrrp_sync_groups",
+    "virtual_servers",
+    "arbiter",
+)
 
 
 def load(path: str) -> Config:
@@ -78,7 +87,9 @@ def _parse_document(problems: Problems, data: dict[Any, Any], path: str) -> Conf
             instances[name] = instance
     check_instances_together(problems, all_facts)
     sync_groups = parse_sync_groups(problems, data.get("vrrp_sync_groups"), _names(raw_instances))
+    check_exclusive_pairs(problems, instances, _names(raw_instances), sync_groups)
     virtual_servers = parse_virtual_servers(problems, data.get("virtual_servers"))
+    arbiter = parse_arbiter(problems, data.get("arbiter"))
     if not data.get("vrrp_instances") and not data.get("virtual_servers"):
         problems.add(
             "vrrp_instances",
@@ -93,6 +104,7 @@ def _parse_document(problems: Problems, data: dict[Any, Any], path: str) -> Conf
         vrrp_instances=FrozenMap(instances),
         vrrp_sync_groups=FrozenMap(sync_groups),
         virtual_servers=virtual_servers,
+        arbiter=arbiter,
     )
 
 

@@ -54,6 +54,7 @@ GLOBAL_KEYS = (
     "script_user",
     "enable_script_security",
     "lvs_backend",
+    "notify_fifo",
 )
 
 SCRIPT_KEYS = ("script", "interval", "timeout", "weight", "fall", "rise", "user")
@@ -79,6 +80,7 @@ INSTANCE_KEYS = (
     "track_interface",
     "track_file",
     *NOTIFY_KEYS,
+    "exclusive_with",
     "v3_checksum_pseudo_header",
     "garp_master_delay",
     "garp_master_repeat",
@@ -129,6 +131,7 @@ def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
         "script_user": s.get("script_user", text),  # keepalived: "USER [GROUP]"
         "enable_script_security": s.get("enable_script_security", boolean),
         "lvs_backend": s.get("lvs_backend", choice("auto", "nftables", "ipvs", upper=False)),
+        "notify_fifo": s.get("notify_fifo", abs_path),
     }
     return GlobalDefs(**kwargs) if len(problems) == start else None
 
@@ -343,6 +346,7 @@ def parse_instance(
         "accept": s.get("accept", boolean),
         "unicast_src_ip": s.get("unicast_src_ip", ip_addr),
         **{key: s.get(key, text) for key in NOTIFY_KEYS},
+        "exclusive_with": s.get("exclusive_with", name),
         "v3_checksum_pseudo_header": s.get("v3_checksum_pseudo_header", boolean),
         "garp_master_delay": s.get("garp_master_delay", floats()),
         "garp_master_repeat": s.get("garp_master_repeat", _REPEAT),
@@ -526,3 +530,50 @@ def parse_sync_groups(
         if len(problems) == start:
             groups[group_name] = SyncGroup(name=group_name, group=tuple(members), **notify)
     return groups
+
+
+def check_exclusive_pairs(
+    problems: Problems,
+    instances: Mapping[str, Instance],
+    instance_names: Sequence[str],
+    groups: Mapping[str, SyncGroup],
+) -> None:
+    """exclusive_with pairs two instances; a pair is symmetric, so naming it on
+    one side is enough, but the two sides must not disagree."""
+    partner: dict[str, str] = {}
+    for inst in instances.values():
+        other = inst.exclusive_with
+        if other is None:
+            continue
+        keypath = join(join("vrrp_instances", inst.name), "exclusive_with")
+        if other == inst.name:
+            problems.add(keypath, "an instance cannot be exclusive with itself")
+            continue
+        if other not in instance_names:
+            problems.add(
+                keypath,
+                f"unknown vrrp_instance {other!r}{did_you_mean(other, instance_names)}",
+            )
+            continue
+        back = instances[other].exclusive_with if other in instances else None
+        if back is not None and back != inst.name:
+            problems.add(
+                keypath,
+                f"{other} is exclusive with {back}, not with {inst.name}"
+                " (exclusive_with pairs exactly two instances)",
+            )
+            continue
+        for name_, mate in ((inst.name, other), (other, inst.name)):
+            if partner.setdefault(name_, mate) != mate:
+                problems.add(
+                    keypath,
+                    f"{name_} is already exclusive with {partner[name_]}"
+                    " (exclusive_with pairs exactly two instances)",
+                )
+        for group in groups.values():
+            if inst.name in group.group and other in group.group:
+                problems.add(
+                    keypath,
+                    f"{inst.name} and {other} are both in sync group {group.name}, which"
+                    " moves them together: they cannot also be kept apart",
+                )

@@ -70,6 +70,9 @@ class GlobalDefs:
     script_user: str = "vrrp_script"
     enable_script_security: bool = True
     lvs_backend: str = "auto"
+    # keepalived's notify_fifo: every transition as one line, for a reader
+    # that wants the stream rather than a process per event.
+    notify_fifo: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,9 @@ class Instance:
     notify_fault: str | None = None
     notify_stop: str | None = None
     notify: str | None = None
+    # The other instance of an exclusive dual-master pair: this node never
+    # holds both (see core/coordination.py).
+    exclusive_with: str | None = None
     v3_checksum_pseudo_header: bool = True
     garp_master_delay: float | None = None
     garp_master_repeat: int | None = None
@@ -153,6 +159,19 @@ class SyncGroup:
     notify_fault: str | None = None
     notify_stop: str | None = None
     notify: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Arbiter:
+    """Split-brain arbitration: reference addresses this node must reach to hold a VIP."""
+
+    addresses: tuple[IPAddr, ...]
+    method: str = "icmp"  # icmp (echo request) | arp (ARP probe, IPv4 only)
+    interface: str | None = None  # required for arp; icmp follows the routing table
+    interval: float = 1.0
+    timeout: float = 0.5
+    fall: int = 2
+    rise: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +229,7 @@ class Config:
     vrrp_instances: Mapping[str, Instance] = field(default_factory=FrozenMap)
     vrrp_sync_groups: Mapping[str, SyncGroup] = field(default_factory=FrozenMap)
     virtual_servers: tuple[VirtualServer, ...] = ()
+    arbiter: Arbiter | None = None
 
 
 @dataclass(frozen=True, slots=True)
