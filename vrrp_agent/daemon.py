@@ -18,7 +18,8 @@ import socket
 from collections import Counter
 
 from vrrp_agent.config import Config, ConfigError, Instance, garp_settings, load
-from vrrp_agent.core import Action
+from vrrp_agent.core import Action, StateChanged
+from vrrp_agent.core.coordination import Coordinator
 from vrrp_agent.core.tracking import FAULT_PREFIX, track_effect
 from vrrp_agent.io import control, systemd
 from vrrp_agent.io.accept_filter import AcceptFilter
@@ -74,6 +75,10 @@ class Agent:
         self.started_at = self.loop.time()
         self.reloads = 0
         self._link_timer: asyncio.TimerHandle | None = None
+        self.coordinator = _coordinator(cfg)
+        # Transitions not yet seen by the coordinator and the notifier.
+        self._transitions: list[tuple[InstanceIO, StateChanged]] = []
+        self.group_states: dict[str, str] = {}
 
     # --------------------------------------------------------------- lifecycle
 
@@ -158,14 +163,15 @@ class Agent:
             # or at its tracked priority instead of passing through BACKUP
             # with the wrong Master_Down (both calls yield no actions in INIT).
             self._apply_tracking(io, now)
-            io.execute(io.router.start(now))
+            io.router.gated = self.coordinator.gated(io.inst.name)
+            self._exec(io, io.router.start(now))
         self._reschedule()
 
     def _stop(self, names: list[str]) -> None:
         now = self.loop.time()
         for name in names:
             io = self.instances.pop(name)
-            io.execute(io.router.shutdown(now))
+            self._exec(io, io.router.shutdown(now))
             io.close()
             del self.by_vrid[(io.inst.interface, io.sock.family, io.inst.virtual_router_id)]
         self._reschedule()
@@ -226,6 +232,10 @@ class Agent:
             self._server = await control.serve(new.global_defs.control_socket, self.status)
         self.cfg = new
         self.reloads += 1
+        # Holds are recomputed from the new pairs; kept routers may change gating.
+        self.coordinator = _coordinator(new)
+        for io in self.instances.values():
+            io.router.gated = self.coordinator.gated(io.inst.name)
         new_scripts = self._sync_scripts(new)
         self._start(built)
         kept = [n for n in new_ids if n in old_ids and old_ids[n] == new_ids[n]]
@@ -328,7 +338,7 @@ class Agent:
                 before,
                 r.effective_priority,
             )
-        io.execute(actions)
+        self._exec(io, actions)
 
     def _warn_inert(self, cfg: Config) -> None:
         for inst in cfg.vrrp_instances.values():
@@ -339,9 +349,8 @@ class Agent:
                     inst.name,
                     ", ".join(unused),
                 )
-        for key in ("vrrp_sync_groups", "virtual_servers"):
-            if getattr(cfg, key):
-                log.warning("%s: accepted but not acted on by this version", key)
+        if cfg.virtual_servers:
+            log.warning("virtual_servers: accepted but not acted on by this version")
 
     # ------------------------------------------------------------------ links
 
@@ -362,7 +371,7 @@ class Agent:
             if index is None:
                 for io in users:
                     if key not in io.router.faults:
-                        io.execute(io.router.set_fault(key, f"interface {ifname} is gone", now))
+                        self._exec(io, io.router.set_fault(key, f"interface {ifname} is gone", now))
                 continue
             try:
                 fresh = VrrpSocket(family, ifname, index)
@@ -383,7 +392,7 @@ class Agent:
             self.loop.add_reader(fresh.fileno(), self._on_readable, fresh)
             log.info("interface %s is back (index %d)", ifname, index)
             for io in users:
-                io.execute(io.router.set_fault(key, None, now))
+                self._exec(io, io.router.set_fault(key, None, now))
         self._reschedule()
         self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
 
@@ -426,7 +435,7 @@ class Agent:
         except DecodeError as err:
             io.router.drop(err.reason)
             return
-        io.execute(io.router.receive(adv, pkt.src, self.loop.time()))
+        self._exec(io, io.router.receive(adv, pkt.src, self.loop.time()))
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -435,10 +444,70 @@ class Agent:
         for io in list(self.instances.values()):
             deadline = io.router.next_deadline()
             if deadline is not None and deadline <= now:
-                io.execute(io.router.on_timer(now))
+                self._exec(io, io.router.on_timer(now))
         self._reschedule()
 
+    # ------------------------------------------------------------ coordination
+
+    def _exec(self, io: InstanceIO, actions: list[Action]) -> None:
+        io.execute(actions)
+        for action in actions:
+            if isinstance(action, StateChanged):
+                self._transitions.append((io, action))
+
+    def _settle(self) -> None:
+        """Let the coordinator react to what just happened (sync groups,
+        exclusive pairs, the arbiter gate) until nothing more follows, then
+        report every transition in the order it happened."""
+        now = self.loop.time()
+        reported: list[tuple[InstanceIO, StateChanged]] = []
+        routers = {n: io.router for n, io in self.instances.items()}
+        # Each pass can only move routers towards a fixed point; the bound is
+        # a guard against a coordination bug turning into a busy loop.
+        for _ in range(4 * len(routers) + 4):
+            fresh, self._transitions = self._transitions, []
+            reported += fresh
+            outcome = self.coordinator.settle(
+                routers,
+                [(io.inst.name, change) for io, change in fresh],
+                self._arbiter_success(),
+                now,
+            )
+            if outcome.probe_arbiter:
+                self._probe_arbiter()
+            acted = False
+            for name, actions in outcome.actions:
+                if actions:
+                    acted = True
+                    self._exec(self.instances[name], actions)
+            if not acted and not self._transitions:
+                break
+        else:
+            log.error("coordination did not settle; continuing with the current states")
+        for io, change in reported:
+            self._on_transition(io, change)
+        self._report_groups()
+
+    def _on_transition(self, io: InstanceIO, change: StateChanged) -> None:
+        """Every instance transition, in order, after coordination."""
+
+    def _report_groups(self) -> None:
+        routers = {n: io.router for n, io in self.instances.items()}
+        for group in self.cfg.vrrp_sync_groups.values():
+            state = self.coordinator.group_state(group.name, routers)
+            if self.group_states.get(group.name) != state:
+                self.group_states[group.name] = state
+                log.info("(%s) sync group entering %s STATE", group.name, state)
+
+    def _arbiter_success(self) -> float | None:
+        return None
+
+    def _probe_arbiter(self) -> None:
+        pass
+
     def _reschedule(self) -> None:
+        # Every event path ends here: first let the instances settle.
+        self._settle()
         deadlines = [
             d for io in self.instances.values() if (d := io.router.next_deadline()) is not None
         ]
@@ -454,6 +523,18 @@ class Agent:
 
     def status(self) -> dict[str, object]:
         return agent_status(self)
+
+
+def _coordinator(cfg: Config) -> Coordinator:
+    pairs: dict[str, str] = {}
+    for inst in cfg.vrrp_instances.values():
+        if inst.exclusive_with is not None and inst.exclusive_with not in pairs:
+            pairs[inst.name] = inst.exclusive_with
+    return Coordinator(
+        {g.name: g.group for g in cfg.vrrp_sync_groups.values()},
+        pairs,
+        arbiter=cfg.arbiter is not None,
+    )
 
 
 async def _reap(runners: list[ScriptRunner]) -> None:

@@ -50,6 +50,27 @@ def instance_status(io: InstanceIO, now: float) -> dict[str, object]:
     }
 
 
+def coordination_status(agent: Agent, name: str) -> dict[str, object]:
+    """A gated instance's pending claim and, for an exclusive pair, whether
+    this node keeps it back (and why)."""
+    c = agent.coordinator
+    r = agent.instances[name].router
+    out: dict[str, object] = {}
+    if r.want is not None:
+        out["wants_master"] = {
+            "kind": r.want.kind,
+            "since": round(agent.loop.time() - r.want.since, 3),
+            "waiting_for": c.waiting.get(name),
+        }
+    partner = c.pairs.get(name)
+    if partner is not None:
+        reason = c.waiting.get(name) if r.want is not None else None
+        if reason is None and name in c.holds:
+            reason = f"displaced by {partner} (exclusive_with)"
+        out["exclusive"] = {"with": partner, "held_back": reason is not None, "reason": reason}
+    return out
+
+
 def script_status(runner: ScriptRunner) -> dict[str, object]:
     t = runner.tracker
     return {
@@ -73,8 +94,10 @@ def agent_status(agent: Agent) -> dict[str, object]:
         "uptime": round(now - agent.started_at, 3),
         "reloads": agent.reloads,
         "instances": {
-            name: instance_status(io, now) for name, io in sorted(agent.instances.items())
+            name: instance_status(io, now) | coordination_status(agent, name)
+            for name, io in sorted(agent.instances.items())
         },
+        "vrrp_sync_groups": dict(sorted(agent.group_states.items())),
         # Only tracked scripts run, so only they are listed.
         "vrrp_scripts": {
             name: script_status(runner) for name, runner in sorted(agent.scripts.items())

@@ -571,9 +571,12 @@ def check_exclusive_pairs(
                     " (exclusive_with pairs exactly two instances)",
                 )
         for group in groups.values():
-            if inst.name in group.group and other in group.group:
-                problems.add(
-                    keypath,
-                    f"{inst.name} and {other} are both in sync group {group.name}, which"
-                    " moves them together: they cannot also be kept apart",
-                )
+            for member in (inst.name, other):
+                if member in group.group:
+                    # A group moves its members together, a pair keeps two apart:
+                    # combined, one instance's election would drag three others.
+                    problems.add(
+                        keypath,
+                        f"{member} is in sync group {group.name}: an exclusive pair cannot"
+                        " also be in a sync group",
+                    )

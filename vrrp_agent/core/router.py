@@ -45,6 +45,26 @@ GARP_DELAY = "garp_delay"
 GARP_REFRESH = "garp_refresh"
 
 
+# Why a gated backup wants to become master (see `Want`).
+PREEMPTING = "preempt"  # a live master with a lower priority is heard
+MASTER_GONE = "master_down"  # nobody has been heard for Master_Down_Interval
+RESIGNED = "resigned"  # the master left with priority 0
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """A gated backup's claim to mastership, waiting for the agent to grant it.
+
+    Sync groups, exclusive pairs and the arbiter decide across instances
+    whether a backup may take over; the router only says that, by its own
+    protocol rules, it would.
+    """
+
+    kind: str
+    why: str
+    since: float
+
+
 class State(enum.StrEnum):
     INIT = "INIT"
     BACKUP = "BACKUP"
@@ -98,6 +118,13 @@ class Router:
         self.last_reason = ""
         # Why the master-down timer runs short, for the log when it fires.
         self.resigned_by: str | None = None
+        # Gated: becoming master needs the agent's consent (`take_over`).
+        self.gated = False
+        self.want: Want | None = None
+        # When a lower-priority master was last heard (and ignored to preempt it).
+        self.lower_seen_at: float | None = None
+        # The priority in the last non-zero advert heard as a backup.
+        self.last_seen_priority: int | None = None
         self.stats = Stats()
 
     # ----------------------------------------------------------------- derived
@@ -205,6 +232,22 @@ class Router:
             return self._to_backup(now, f"fault cleared ({key})")
         return []
 
+    def take_over(self, now: float) -> list[Action]:
+        """The agent grants a gated backup's `want`."""
+        if self.state is not State.BACKUP or self.want is None:
+            return []
+        return self._to_master(now, self.want.why)
+
+    def step_down(self, now: float, reason: str) -> list[Action]:
+        """Leave MASTER for a reason outside this VRID (a sync group mate lost
+        its election, an exclusive partner won here). Priority 0 first, so the
+        peer takes over after Skew_Time instead of Master_Down."""
+        if self.state is not State.MASTER:
+            return []
+        actions = self._send_priority_zero()
+        self.last_seen_priority = None
+        return actions + self._to_backup(now, reason, was_master=True)
+
     def shutdown(self, now: float) -> list[Action]:
         """Leave gracefully: a master tells the backups with priority 0 (RFC 9568 6.4.3)."""
         actions: list[Action] = []
@@ -235,10 +278,18 @@ class Router:
                 return "interval"
         return None
 
+    def _claim(self, now: float, kind: str, why: str) -> list[Action]:
+        """Our protocol rules say: become master. Ungated, do it; gated, ask."""
+        if not self.gated:
+            return self._to_master(now, why)
+        self.want = Want(kind, why, now)
+        return []
+
     def _change(self, new: State, reason: str) -> list[Action]:
         old = self.state
         self.state = new
         self.last_reason = reason
+        self.want = None
         if old is new:
             return []
         return [StateChanged(old.value, new.value, reason)]
@@ -327,15 +378,22 @@ class _Backup:
             r.timers[MASTER_DOWN] = now + r.skew
             r.timers.pop(PREEMPT, None)
             r.resigned_by = str(src)
+            r.want = None
             return []
+        r.last_seen_priority = adv.priority
         ours = r.effective_priority
         if not r.params.preempt or adv.priority >= ours:
             r._learn_master(adv, src)
             r.resigned_by = None
+            r.want = None
             r.timers.pop(PREEMPT, None)
             r.timers[MASTER_DOWN] = now + r.master_down
             return []
         # A lower-priority master and we preempt.
+        r.lower_seen_at = now
+        if r.want is not None and r.want.kind != PREEMPTING:
+            # A claim made in silence now competes with a live, weaker master.
+            r.want = Want(PREEMPTING, f"preempting {_describe(adv, src)}", r.want.since)
         if r.params.preempt_delay > 0:
             deadline = r.timers.setdefault(PREEMPT, now + r.params.preempt_delay)
             if now < deadline:
@@ -351,11 +409,19 @@ class _Backup:
             if r.resigned_by is not None:
                 why = f"master {r.resigned_by} resigned (priority 0), skew time expired"
                 r.resigned_by = None
-                return r._to_master(now, why)
-            return r._to_master(now, "master down timer expired")
+                return r._claim(now, RESIGNED, why)
+            if r.lower_seen_at is not None and now - r.lower_seen_at <= r.master_down:
+                return r._claim(
+                    now,
+                    PREEMPTING,
+                    f"master down timer expired while preempting a master with priority "
+                    f"{r.last_seen_priority} (ours {r.effective_priority})",
+                )
+            return r._claim(now, MASTER_GONE, "master down timer expired")
         if name == PREEMPT:
-            return r._to_master(
+            return r._claim(
                 now,
+                PREEMPTING,
                 f"preempt delay expired, master {r.master_ip} has lower priority "
                 f"{r.master_priority} than ours {r.effective_priority}",
             )
