@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
         if name == "status":
             s.add_argument("--json", action="store_true", help="print the raw JSON document")
+        if name == "validate":
+            s.add_argument(
+                "--no-host-checks",
+                action="store_true",
+                help="skip the checks of this host (scripts' files and users,"
+                " enable_script_security): for a file meant for another host",
+            )
     return p
 
 
@@ -55,6 +62,16 @@ def _load_or_exit(path: str) -> Config:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _load_or_exit(args.config)
+    if not args.no_host_checks:
+        # Like keepalived, judged on the host this runs on: the programs and
+        # users the file names must exist here, safe from non-root users.
+        from vrrp_agent import script_security
+
+        report = script_security.check(cfg)
+        for line in report.lines(args.config, report.warnings + report.errors):
+            print(line, file=sys.stderr)
+        if report.errors:
+            return 2
     print(
         f"{args.config}: OK ({len(cfg.vrrp_instances)} vrrp_instances, "
         f"{len(cfg.virtual_servers)} virtual_servers)"

@@ -11,22 +11,42 @@ main coroutine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import socket
 from collections import Counter
+from dataclasses import replace
+from weakref import WeakKeyDictionary
 
-from vrrp_agent.config import Config, ConfigError, Instance, garp_settings, load
+from vrrp_agent.config import Config, ConfigError, Instance, SyncGroup, garp_settings, load
 from vrrp_agent.core import Action, StateChanged
 from vrrp_agent.core.coordination import Coordinator
-from vrrp_agent.core.tracking import FAULT_PREFIX, track_effect
+from vrrp_agent.core.tracking import (
+    FAULT_PREFIX,
+    FILE_PREFIX,
+    IFACE_PREFIX,
+    FileReading,
+    LinkState,
+    ScriptState,
+    combine,
+    file_effect,
+    iface_effect,
+    track_effect,
+)
 from vrrp_agent.io import control, systemd
 from vrrp_agent.io.accept_filter import AcceptFilter
+from vrrp_agent.io.arbiter import ArbiterProber
 from vrrp_agent.io.executor import InstanceIO, StartupError, family_of
+from vrrp_agent.io.iface import link_state
 from vrrp_agent.io.netlink import Rtnl
+from vrrp_agent.io.notify import DRAIN_TIMEOUT, HOOK_KEYS, Notifier
 from vrrp_agent.io.scripts import ScriptRunner, run_identity
+from vrrp_agent.io.track_files import read_track_file
 from vrrp_agent.io.vrrp_socket import TTL, Received, VrrpSocket
+from vrrp_agent.script_security import Report
+from vrrp_agent.script_security import check as check_scripts
 from vrrp_agent.status import agent_status
 from vrrp_agent.wire import DecodeError, decode
 
@@ -34,18 +54,28 @@ log = logging.getLogger("vrrp_agent")
 
 # Keys not acted on yet: accepted so keepalived-shaped files validate, and
 # announced at start so nobody believes they are in force.
-_NOT_YET = ("track_interface", "track_file", "notify_master", "notify_backup", "notify_fault",
-            "notify_stop", "notify")  # fmt: skip
+_NOT_YET: tuple[str, ...] = ()
 
 
-# How often interfaces are checked for having vanished or come back: a cheap
-# ioctl per interface; the failback bounds in the tests allow a full second.
+ARBITER_FAULT = "arbiter"
+
+# How often interfaces (own and tracked) and track files are polled: a cheap
+# ioctl per interface and a small read per file; the failback bounds in the
+# tests allow a full second.
 LINK_CHECK_INTERVAL = 0.5
+
+# The fault an instance's own interface raises while gone or down, as keepalived.
+LINK_PREFIX = "link:"
+# Fault keys _apply_tracking owns: it raises and clears these, and only these.
+_TRACK_PREFIXES = (FAULT_PREFIX, IFACE_PREFIX, FILE_PREFIX, LINK_PREFIX)
 
 
 def _identity(cfg: Config, inst: Instance) -> tuple[object, ...]:
-    """Everything that, if changed, makes an instance a different one on reload."""
-    return (inst, garp_settings(cfg, inst))
+    """Everything that, if changed, makes an instance a different one on reload.
+
+    Not its notify hooks: they are read at each transition, so editing one
+    must not restart the instance (a master would hand its VIPs over)."""
+    return (replace(inst, **dict.fromkeys(HOOK_KEYS)), garp_settings(cfg, inst))
 
 
 def _tracked_scripts(cfg: Config) -> list[str]:
@@ -79,6 +109,24 @@ class Agent:
         # Transitions not yet seen by the coordinator and the notifier.
         self._transitions: list[tuple[InstanceIO, StateChanged]] = []
         self.group_states: dict[str, str] = {}
+        # Every group reported and not stopped yet, as last configured.
+        self._group_defs: dict[str, SyncGroup] = {}
+        self.arbiter: ArbiterProber | None = None
+        self._arbiter_round = False
+        self.notifier = Notifier(cfg.global_defs.script_user, cfg.global_defs.notify_fifo)
+        # What track_interface / track_file (and each instance's own interface)
+        # read at the last poll; see _check_links.
+        self.links: dict[str, LinkState] = {}
+        self.files: dict[str, FileReading] = {}
+        # Each instance's priority delta per tracker kind, for status and logs.
+        # Keyed by the instance object: one restarted by a reload starts afresh.
+        self.track_deltas: WeakKeyDictionary[InstanceIO, dict[str, int]] = WeakKeyDictionary()
+        # enable_script_security's findings for the running configuration;
+        # `disabled` holds the key paths of commands that must not run.
+        self.script_report = Report()
+        # vrrp_scripts never run because they are insecure (start only: a
+        # reload with an insecure script is refused), with why.
+        self.disabled_scripts: dict[str, str] = {}
 
     # --------------------------------------------------------------- lifecycle
 
@@ -89,9 +137,13 @@ class Agent:
             self.loop.add_signal_handler(sig, self._record_signal, sig)
         self._server = await control.serve(self.cfg.global_defs.control_socket, self.status)
         new_scripts = self._sync_scripts(self.cfg)
+        self.script_report = self._check_scripts(self.cfg)
+        self.notifier.disabled = self.script_report.disabled
+        self._disable_insecure()
         self._start(built)
         # After the instances: a check's first result then has a router to act on.
         self._launch(new_scripts)
+        self._sync_arbiter(self.cfg)
         self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
         systemd.notify("READY=1")
         log.info("vrrp-agent ready: %d instance(s), pid %d", len(self.instances), os.getpid())
@@ -116,9 +168,14 @@ class Agent:
                     stopped = list(self.scripts.values())
                     self._stop_all()
                     await _reap(stopped)
+                    # The VIPs are gone already; now the STOP hooks, bounded.
+                    await self.notifier.drain(DRAIN_TIMEOUT)
                     return 0
             if self._scripts_changed:
                 self._apply_script_changes()
+            if self._arbiter_round:
+                self._arbiter_round = False
+                self._apply_arbiter()
 
     def _record_signal(self, sig: int) -> None:
         self.signals.append(sig)
@@ -164,6 +221,7 @@ class Agent:
             # with the wrong Master_Down (both calls yield no actions in INIT).
             self._apply_tracking(io, now)
             io.router.gated = self.coordinator.gated(io.inst.name)
+            self._apply_arbiter_fault(io, now)
             self._exec(io, io.router.start(now))
         self._reschedule()
 
@@ -187,6 +245,8 @@ class Agent:
         # Scripts first: none may run (or change a priority) while instances
         # hand over, nor outlive the agent.
         self._stop_scripts(list(self.scripts))
+        if self.arbiter is not None:
+            self.arbiter.stop()
         if self._link_timer is not None:
             self._link_timer.cancel()
         self._stop(list(self.instances))
@@ -211,6 +271,12 @@ class Agent:
             log.error("reload refused: keeping the running configuration")
             systemd.notify("READY=1")
             return
+        # Like an invalid file: what validate refuses, a reload refuses.
+        report = self._check_scripts(new)
+        if report.errors:
+            log.error("reload refused: keeping the running configuration")
+            systemd.notify("READY=1")
+            return
         old_ids = {n: _identity(self.cfg, io.inst) for n, io in self.instances.items()}
         new_ids = {n: _identity(new, i) for n, i in new.vrrp_instances.items()}
         gone = [n for n in old_ids if old_ids[n] != new_ids.get(n)]
@@ -224,6 +290,11 @@ class Agent:
             systemd.notify("READY=1")
             return
         stale = self._stop_scripts(self._stale_scripts(new))
+        # The new file passed the script checks: scripts disabled at start are
+        # stale (above) and start afresh.
+        self.script_report = report
+        self.notifier.disabled = report.disabled
+        self.disabled_scripts.clear()
         self._stop(gone)
         if new.global_defs.control_socket != self.cfg.global_defs.control_socket:
             if self._server is not None:
@@ -232,6 +303,8 @@ class Agent:
             self._server = await control.serve(new.global_defs.control_socket, self.status)
         self.cfg = new
         self.reloads += 1
+        # After _stop(gone): removed instances were reported the old way.
+        self.notifier.reconfigure(new.global_defs.script_user, new.global_defs.notify_fifo)
         # Holds are recomputed from the new pairs; kept routers may change gating.
         self.coordinator = _coordinator(new)
         for io in self.instances.values():
@@ -243,9 +316,12 @@ class Agent:
         # or whose weight changed.
         now = self.loop.time()
         for name in kept:
+            # Kept despite edited notify hooks (see _identity): use the new ones.
+            self.instances[name].inst = new.vrrp_instances[name]
             self._apply_tracking(self.instances[name], now)
         self._reschedule()
         self._launch(new_scripts)
+        self._sync_arbiter(new)
         self._close_unused_sockets()
         log.info(
             "reloaded: %d kept, %d stopped, %d started",
@@ -265,7 +341,11 @@ class Agent:
             name: run_identity(cfg.vrrp_scripts[name], cfg.global_defs.script_user)
             for name in _tracked_scripts(cfg)
         }
-        return [n for n, r in self.scripts.items() if wanted.get(n) != r.identity]
+        return [
+            n
+            for n, r in self.scripts.items()
+            if wanted.get(n) != r.identity or n in self.disabled_scripts
+        ]
 
     def _stop_scripts(self, names: list[str]) -> list[ScriptRunner]:
         stopped = [self.scripts.pop(name) for name in names]
@@ -294,7 +374,31 @@ class Agent:
 
     def _launch(self, runners: list[ScriptRunner]) -> None:
         for runner in runners:
-            runner.start()
+            if runner.name not in self.disabled_scripts:
+                runner.start()
+
+    def _check_scripts(self, cfg: Config) -> Report:
+        """enable_script_security on this host (see script_security), logged."""
+        report = check_scripts(cfg)
+        for line in report.lines(cfg.path, report.errors):
+            log.error("%s", line)
+        for line in report.lines(cfg.path, report.warnings):
+            log.warning("%s", line)
+        return report
+
+    def _disable_insecure(self) -> None:
+        """At start, as keepalived: an insecure vrrp_script is never run. It
+        counts as DOWN for its instances (keepalived stops tracking it): a
+        check that cannot run vouches for nothing."""
+        for name, runner in self.scripts.items():
+            if f"vrrp_scripts.{name}.script" in self.script_report.disabled:
+                runner.tracker.state = ScriptState.DOWN
+                self.disabled_scripts[name] = "insecure (enable_script_security)"
+                log.error(
+                    "vrrp_script %s: disabled, it counts as failed: fix the permissions"
+                    " above, then reload",
+                    name,
+                )
 
     def _apply_script_changes(self) -> None:
         changed, self._scripts_changed = self._scripts_changed, set()
@@ -305,40 +409,108 @@ class Agent:
         self._reschedule()
 
     def _apply_tracking(self, io: InstanceIO, now: float) -> None:
-        """Tell the router what its tracked scripts' states mean now.
+        """Tell the router what everything it tracks means now: its scripts,
+        interfaces and files as ONE summed priority delta plus the faults of
+        weight-0 trackers (`script:`, `iface:`, `file:`), and its own
+        interface as the `link:` fault while gone or down (keepalived faults
+        an instance whose interface is down, tracked or not).
 
         Faults are raised before the priority changes and cleared after it,
         so a master going to FAULT sends only its priority-0 advert, and a
         router leaving FAULT computes Master_Down with its new priority.
         """
-        effect = track_effect(
-            io.inst.track_script,
-            {n: r.script.weight for n, r in self.scripts.items()},
-            {n: r.state for n, r in self.scripts.items()},
-        )
+        inst = self._tracked_as(io.inst)
+        links = {ref.name: self._link(ref.name) for ref in inst.track_interface}
+        values = {ref.name: self._file(ref.name).value for ref in inst.track_file}
+        parts = {
+            "track_script": track_effect(
+                inst.track_script,
+                {n: r.script.weight for n, r in self.scripts.items()},
+                {n: r.state for n, r in self.scripts.items()},
+            ),
+            "track_interface": iface_effect(inst.track_interface, links),
+            "track_file": file_effect(inst.track_file, values),
+        }
+        effect = combine(*parts.values())
+        faults = {**effect.faults, f"{LINK_PREFIX}{inst.interface}": self._own_link_fault(io)}
         r = io.router
-        # A script fault no longer asked for (its weight changed from 0) goes too.
-        wanted = {k: v for k, v in effect.faults.items() if v is not None}
-        stale = [k for k in r.faults if k.startswith(FAULT_PREFIX) and k not in wanted]
+        # A fault no longer asked for (its weight changed from 0, its tracker
+        # was removed by a reload) goes too; faults of others are left alone.
+        wanted = {k: v for k, v in faults.items() if v is not None}
+        stale = [k for k in r.faults if k.startswith(_TRACK_PREFIXES) and k not in wanted]
         before = r.effective_priority
         actions: list[Action] = []
         for key, reason in wanted.items():
             if r.faults.get(key) != reason:
                 actions += r.set_fault(key, reason, now)
-        # Scripts are the only tracker that moves the priority so far; with
-        # track_interface/track_file this becomes the sum over all of them.
         if effect.delta != r.priority_delta:
             actions += r.set_priority_delta(effect.delta, now)
         for key in stale:
             actions += r.set_fault(key, None, now)
+        deltas = {kind: e.delta for kind, e in parts.items()}
         if r.effective_priority != before:
+            old = self.track_deltas.get(io, {})
+            why = [kind for kind, d in deltas.items() if d != old.get(kind, 0)]
             log.info(
-                "(%s) effective priority %d -> %d (track_script)",
-                io.inst.name,
+                "(%s) effective priority %d -> %d (%s)",
+                inst.name,
                 before,
                 r.effective_priority,
+                ", ".join(why),
             )
+        self.track_deltas[io] = deltas
         self._exec(io, actions)
+
+    def _tracked_as(self, inst: Instance) -> Instance:
+        """keepalived: in a sync group (without sync_group_tracking_weight)
+        every tracker counts with weight 0, so a failure is a FAULT, which
+        the group propagates; a lowered priority on one member would move
+        nothing, since the group only goes master together."""
+        for group in self.cfg.vrrp_sync_groups.values():
+            if inst.name in group.group and not group.sync_group_tracking_weight:
+                zero = {
+                    key: tuple(dataclasses.replace(ref, weight=0) for ref in getattr(inst, key))
+                    for key in ("track_script", "track_interface", "track_file")
+                }
+                return dataclasses.replace(inst, **zero)
+        return inst
+
+    def _own_link_fault(self, io: InstanceIO) -> str | None:
+        ifname = io.inst.interface
+        state = self._link(ifname)
+        if state is LinkState.GONE or _ifindex_now(ifname) != io.sock.ifindex:
+            # Also while it is back under a new index but not rebound yet.
+            return f"interface {ifname} is gone"
+        if state is LinkState.DOWN:
+            return f"interface {ifname} is down"
+        return None
+
+    def _link(self, name: str) -> LinkState:
+        """The state the last poll saw; read now for a name not polled yet
+        (at start, or newly tracked after a reload)."""
+        state = self.links.get(name)
+        if state is None:
+            state = self.links[name] = _read_link(name)
+        return state
+
+    def _file(self, path: str) -> FileReading:
+        reading = self.files.get(path)
+        if reading is None:
+            reading = self.files[path] = FileReading(path)
+            self._poll_file(reading)
+        return reading
+
+    def _poll_file(self, reading: FileReading) -> bool:
+        """Read one track file; True when its value changed."""
+        before = reading.value
+        text, why = read_track_file(reading.path)
+        if reading.record(text, why) and reading.note is not None:
+            # Said once per change, not every poll.
+            log.warning("track_file %s: %s", reading.path, reading.note)
+        if reading.value == before:
+            return False
+        log.info("track_file %s: %d -> %d", reading.path, before, reading.value)
+        return True
 
     def _warn_inert(self, cfg: Config) -> None:
         for inst in cfg.vrrp_instances.values():
@@ -355,46 +527,81 @@ class Agent:
     # ------------------------------------------------------------------ links
 
     def _check_links(self) -> None:
-        """An interface that vanishes (a cable pulled, `podman network disconnect`)
-        takes our socket's binding and the VIPs with it. Fault its instances;
-        when it comes back, under a new index, rebind and let them rejoin."""
-        now = self.loop.time()
+        """Poll, every LINK_CHECK_INTERVAL, what instances depend on here:
+
+        - each instance's own interface and every track_interface, by ioctl
+          (keepalived reacts to netlink; a poll keeps this one loop simple
+          and its latency is within what the failover bounds allow);
+        - an interface that vanished (a cable pulled, `podman network
+          disconnect`) took our socket's binding and the VIPs with it: its
+          instances are faulted, and when it comes back under a new index the
+          socket is rebound and they rejoin;
+        - every track_file. Polled rather than watched with inotify (as
+          keepalived does): a poll sees the file however it appears (created
+          later, renamed over, its directory made after start, on a
+          filesystem or bind mount inotify does not report), costs one small
+          read per file per poll, and shares this timer, so a file moves a
+          VIP within the same bound as a link. The price, a write caught
+          half-done, is handled by FileReading.
+        """
+        try:
+            self._poll_links(self.loop.time())
+        finally:
+            # Re-armed whatever happens: a bug must not end link tracking.
+            self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
+
+    def _poll_links(self, now: float) -> None:
+        insts = [io.inst for io in self.instances.values()]
+        watched = {inst.interface for inst in insts}
+        watched.update(ref.name for inst in insts for ref in inst.track_interface)
+        links = {name: _read_link(name) for name in watched}
+        changed = {name for name, state in links.items() if self.links.get(name) != state}
+        for name in sorted(changed):
+            level = logging.INFO if links[name] is LinkState.UP else logging.WARNING
+            log.log(level, "interface %s is %s", name, links[name].value)
+        self.links = links
         for (ifname, family), sock in list(self.sockets.items()):
-            users = [io for io in self.instances.values() if io.sock is sock]
-            key = f"link:{ifname}"
-            try:
-                index: int | None = socket.if_nametoindex(ifname)
-            except OSError:
-                index = None
-            if index == sock.ifindex:
-                continue
-            if index is None:
-                for io in users:
-                    if key not in io.router.faults:
-                        self._exec(io, io.router.set_fault(key, f"interface {ifname} is gone", now))
-                continue
-            try:
-                fresh = VrrpSocket(family, ifname, index)
-            except OSError as err:
-                log.warning("interface %s is back but not usable yet: %s", ifname, err)
-                continue
-            try:
-                for io in users:
-                    io.rebind(fresh)
-            except StartupError as err:
-                # Typically the address is not configured yet: try again next time.
-                log.warning("interface %s is back but not usable yet: %s", ifname, err)
-                fresh.close()
-                continue
-            self.loop.remove_reader(sock.fileno())
-            sock.close()
-            self.sockets[(ifname, family)] = fresh
-            self.loop.add_reader(fresh.fileno(), self._on_readable, fresh)
-            log.info("interface %s is back (index %d)", ifname, index)
-            for io in users:
-                self._exec(io, io.router.set_fault(key, None, now))
+            if self._rebind(ifname, family, sock):
+                changed.add(ifname)
+        paths = {ref.name for inst in insts for ref in inst.track_file}
+        self.files = {p: self.files.get(p) or FileReading(p) for p in paths}
+        files_changed = {p for p, reading in self.files.items() if self._poll_file(reading)}
+        for io in list(self.instances.values()):
+            inst = io.inst
+            if (
+                inst.interface in changed
+                or any(ref.name in changed for ref in inst.track_interface)
+                or any(ref.name in files_changed for ref in inst.track_file)
+            ):
+                self._apply_tracking(io, now)
         self._reschedule()
-        self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
+
+    def _rebind(self, ifname: str, family: int, sock: VrrpSocket) -> bool:
+        """True when the interface is back under a new index and its
+        instances now use a fresh socket on it."""
+        index = _ifindex_now(ifname)
+        if index is None or index == sock.ifindex:
+            return False
+        users = [io for io in self.instances.values() if io.sock is sock]
+        try:
+            fresh = VrrpSocket(family, ifname, index)
+        except OSError as err:
+            log.warning("interface %s is back but not usable yet: %s", ifname, err)
+            return False
+        try:
+            for io in users:
+                io.rebind(fresh)
+        except StartupError as err:
+            # Typically the address is not configured yet: try again next time.
+            log.warning("interface %s is back but not usable yet: %s", ifname, err)
+            fresh.close()
+            return False
+        self.loop.remove_reader(sock.fileno())
+        sock.close()
+        self.sockets[(ifname, family)] = fresh
+        self.loop.add_reader(fresh.fileno(), self._on_readable, fresh)
+        log.info("interface %s is back (index %d)", ifname, index)
+        return True
 
     # ------------------------------------------------------------------ events
 
@@ -490,20 +697,73 @@ class Agent:
 
     def _on_transition(self, io: InstanceIO, change: StateChanged) -> None:
         """Every instance transition, in order, after coordination."""
+        # INIT is only entered by shutdown(): keepalived calls that STOP, both
+        # for the agent stopping and for an instance removed on reload.
+        state = "STOP" if change.new == "INIT" else change.new
+        self.notifier.instance_changed(io.inst, state, io.router.effective_priority)
 
     def _report_groups(self) -> None:
+        """Log and notify group state changes. A group none of whose members
+        runs any more (agent stopping, group removed on reload) reports STOP,
+        after its members' own STOP, as keepalived does."""
         routers = {n: io.router for n, io in self.instances.items()}
-        for group in self.cfg.vrrp_sync_groups.values():
-            state = self.coordinator.group_state(group.name, routers)
-            if self.group_states.get(group.name) != state:
-                self.group_states[group.name] = state
-                log.info("(%s) sync group entering %s STATE", group.name, state)
+        self._group_defs.update(self.cfg.vrrp_sync_groups)
+        for name, group in list(self._group_defs.items()):
+            if any(m in routers for m in group.group):
+                state = self.coordinator.group_state(name, routers)
+            else:
+                state = "STOP"
+            if self.group_states.get(name, "STOP") != state:
+                log.info("(%s) sync group entering %s STATE", name, state)
+                self.notifier.group_changed(group, state)
+            if state == "STOP":
+                self.group_states.pop(name, None)
+                del self._group_defs[name]
+            else:
+                self.group_states[name] = state
+
+    # ----------------------------------------------------------------- arbiter
+
+    def _sync_arbiter(self, cfg: Config) -> None:
+        """Start, replace or stop the prober to match `cfg.arbiter`."""
+        if self.arbiter is not None and self.arbiter.arbiter == cfg.arbiter:
+            return
+        if self.arbiter is not None:
+            self.arbiter.stop()
+            self.loop.create_task(self.arbiter.wait_closed())
+            self.arbiter = None
+        if cfg.arbiter is not None:
+            self.arbiter = ArbiterProber(cfg.arbiter, self._record_arbiter_round)
+            self.arbiter.start()
+        self._apply_arbiter()
+
+    def _record_arbiter_round(self) -> None:
+        # Like a signal: acted on by the main loop, between events.
+        self._arbiter_round = True
+        self._wake.set()
+
+    def _apply_arbiter(self) -> None:
+        """The arbiter's state as a fault on every instance (no arbiter, or UP:
+        no fault), then let pending claims look at its latest answer."""
+        now = self.loop.time()
+        for io in self.instances.values():
+            self._apply_arbiter_fault(io, now)
+        self._reschedule()
+
+    def _apply_arbiter_fault(self, io: InstanceIO, now: float) -> None:
+        reason = None
+        if self.arbiter is not None and not self.arbiter.up:
+            refs = ", ".join(str(a) for a in self.arbiter.arbiter.addresses)
+            reason = f"arbiter: none of {refs} answers"
+        if io.router.faults.get(ARBITER_FAULT) != reason:
+            self._exec(io, io.router.set_fault(ARBITER_FAULT, reason, now))
 
     def _arbiter_success(self) -> float | None:
-        return None
+        return self.arbiter.last_success if self.arbiter is not None else None
 
     def _probe_arbiter(self) -> None:
-        pass
+        if self.arbiter is not None:
+            self.arbiter.request_round()
 
     def _reschedule(self) -> None:
         # Every event path ends here: first let the instances settle.
@@ -541,6 +801,24 @@ async def _reap(runners: list[ScriptRunner]) -> None:
     """Wait for stopped runners (already killed) so no zombie or task is left."""
     if runners:
         await asyncio.gather(*(r.wait_closed() for r in runners))
+
+
+def _ifindex_now(ifname: str) -> int | None:
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return None
+
+
+def _read_link(name: str) -> LinkState:
+    # A datagram socket per read: a few syscalls every poll, nothing to keep open.
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            return link_state(sock, name)
+    except OSError as err:
+        # Not "no such interface" (that is GONE): unexpected; not up, then.
+        log.warning("interface %s: cannot read its state: %s", name, err)
+        return LinkState.DOWN
 
 
 def _ifindex(inst: Instance) -> int:

@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from vrrp_agent import __version__
+from vrrp_agent.core.tracking import file_weight
 
 if TYPE_CHECKING:
     from vrrp_agent.daemon import Agent
@@ -71,6 +72,33 @@ def coordination_status(agent: Agent, name: str) -> dict[str, object]:
     return out
 
 
+def tracking_status(agent: Agent, io: InstanceIO) -> dict[str, object]:
+    """What the instance's interfaces and files read at the last poll, and
+    what each kind of tracker adds to its priority."""
+    inst = io.inst
+    links, files = agent.links, agent.files
+    return {
+        "link": links[inst.interface].value if inst.interface in links else None,
+        "track_interface": {
+            ref.name: {
+                "state": links[ref.name].value if ref.name in links else None,
+                "weight": ref.weight or 0,
+            }
+            for ref in inst.track_interface
+        },
+        "track_file": {
+            ref.name: {
+                "value": files[ref.name].value if ref.name in files else None,
+                "weight": file_weight(ref),
+                # How the content was read when it was not a plain integer.
+                "note": files[ref.name].note if ref.name in files else None,
+            }
+            for ref in inst.track_file
+        },
+        "track_delta": agent.track_deltas.get(io, {}),
+    }
+
+
 def script_status(runner: ScriptRunner) -> dict[str, object]:
     t = runner.tracker
     return {
@@ -94,14 +122,21 @@ def agent_status(agent: Agent) -> dict[str, object]:
         "uptime": round(now - agent.started_at, 3),
         "reloads": agent.reloads,
         "instances": {
-            name: instance_status(io, now) | coordination_status(agent, name)
+            name: instance_status(io, now)
+            | coordination_status(agent, name)
+            | tracking_status(agent, io)
             for name, io in sorted(agent.instances.items())
         },
         "vrrp_sync_groups": dict(sorted(agent.group_states.items())),
         # Only tracked scripts run, so only they are listed.
         "vrrp_scripts": {
-            name: script_status(runner) for name, runner in sorted(agent.scripts.items())
+            # disabled: why it never runs (enable_script_security), or None.
+            name: script_status(runner) | {"disabled": agent.disabled_scripts.get(name)}
+            for name, runner in sorted(agent.scripts.items())
         },
+        # Hooks waiting, running, and the last outcomes with exit codes; the fifo.
+        "notify": agent.notifier.status(),
+        "arbiter": agent.arbiter.status() if agent.arbiter is not None else None,
         # Packets that could not be attributed to an instance.
         "rx_dropped": dict(agent.rx_dropped),
     }

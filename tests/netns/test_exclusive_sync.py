@@ -205,7 +205,8 @@ def sync_conf(priority: int, flag: Path) -> dict:
                 "interval": INTERVAL,
                 "fall": FALL,
                 "rise": RISE,
-                "weight": 0,
+                # Ignored in a sync group, as keepalived does: a failure is a FAULT.
+                "weight": WEIGHT,
             }
         },
         "vrrp_instances": {
@@ -218,7 +219,13 @@ def sync_conf(priority: int, flag: Path) -> dict:
             },
             "VI_2": {**inst, "virtual_router_id": 52, "virtual_ipaddress": [f"{VIP2}/24"]},
         },
-        "vrrp_sync_groups": {"VG_1": {"group": ["VI_1", "VI_2"]}},
+        "vrrp_sync_groups": {
+            "VG_1": {
+                "group": ["VI_1", "VI_2"],
+                # The group's own hook, with keepalived's TYPE NAME STATE PRIORITY.
+                "notify": f"/bin/sh -c 'echo \"$*\" >> {flag}.group' hook",
+            }
+        },
     }
 
 
@@ -226,6 +233,9 @@ def test_sync_group_members_fail_over_and_back_together(lab: Lab, flags: Path) -
     f1, f2 = flags / "n1", flags / "n2"
     f1.touch()
     f2.touch()
+    group_log = Path(f"{f1}.group")
+    group_log.touch()
+    group_log.chmod(0o666)  # the hook runs as the unprivileged script user
     a1 = lab.agent("n1", sync_conf(150, f1))
     lab.agent("n2", sync_conf(100, f2))
     s = Sampler(lab, ("n1", "n2"))
@@ -240,6 +250,8 @@ def test_sync_group_members_fail_over_and_back_together(lab: Lab, flags: Path) -
     assert took <= bound
     assert s.held("n1") == set()
     st = a1.status()
+    assert st["instances"]["VI_1"]["faults"] == {"script:chk": "vrrp_script chk failed"}
+    assert st["instances"]["VI_1"]["effective_priority"] == 150
     assert st["instances"]["VI_2"]["state"] == "FAULT"
     assert st["instances"]["VI_2"]["faults"] == {"sync:VG_1": "sync group VG_1: VI_1 in FAULT"}
     assert st["vrrp_sync_groups"] == {"VG_1": "FAULT"}
@@ -251,3 +263,15 @@ def test_sync_group_members_fail_over_and_back_together(lab: Lab, flags: Path) -
     assert took <= bound
     wait_for("n2 releases both", lambda: s.held("n2") == set(), 2)
     assert "(VG_1) sync group entering MASTER STATE" in a1.log()
+    assert a1.stop() == 0
+    wait_for("the group's STOP hook", lambda: "STOP" in group_log.read_text(), 3)
+    lines = group_log.read_text().splitlines()
+    # BACKUP at start, MASTER, FAULT, BACKUP on leaving FAULT, MASTER, STOP.
+    assert lines == [
+        "GROUP VG_1 BACKUP 0",
+        "GROUP VG_1 MASTER 0",
+        "GROUP VG_1 FAULT 0",
+        "GROUP VG_1 BACKUP 0",
+        "GROUP VG_1 MASTER 0",
+        "GROUP VG_1 STOP 0",
+    ], lines

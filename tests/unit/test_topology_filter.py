@@ -71,6 +71,8 @@ def agent_config(plan: dict) -> dict:
         cfg["vrrp_scripts"] = scripts
     if plan["virtual_servers"]:
         cfg["virtual_servers"] = plan["virtual_servers"]
+    if plan["arbiter"]:
+        cfg["arbiter"] = plan["arbiter"]
     return cfg
 
 
@@ -120,6 +122,39 @@ def test_dual_master_assignment_can_be_overridden() -> None:
     p = plans(ns, s)
     assert p["lb1"]["instances"]["VI_2"]["state"] == "MASTER"
     assert p["lb2"]["instances"]["VI_1"]["priority"] == 150
+
+
+DUAL = {"topology": "dual_master", "vips": ["192.0.2.101/24", "192.0.2.102/24"]}
+
+
+def test_dual_master_shared_is_the_default_and_names_no_pair() -> None:
+    p = plans(nodes(), settings(**DUAL))
+    assert all("exclusive_with" not in i for n in p for i in p[n]["instances"].values())
+
+
+def test_dual_master_exclusive_pairs_the_instances_and_both_track_the_check() -> None:
+    p = plans(nodes(), settings(**DUAL, dual_master_mode="exclusive"))
+    for n in ("lb1", "lb2"):
+        vi1, vi2 = p[n]["instances"]["VI_1"], p[n]["instances"]["VI_2"]
+        assert (vi1["exclusive_with"], vi2["exclusive_with"]) == ("VI_2", "VI_1")
+        # One failing check lowers both instances: one detection drives the swap.
+        assert vi1["track_script"] == vi2["track_script"] == ["chk_http"]
+        assert "nopreempt" not in vi1
+    assert (
+        p["lb1"]["instances"]["VI_1"]["state"] == p["lb2"]["instances"]["VI_2"]["state"] == "MASTER"
+    )
+
+
+def test_arbiter_is_probed_on_the_vrrp_interface() -> None:
+    p = plans(nodes(), settings(arbiter_ips=["192.0.2.1", " 2001:db8::1"]))
+    assert p["lb1"]["arbiter"] == {
+        "addresses": ["192.0.2.1", "2001:db8::1"],
+        "method": "icmp",
+        "interface": "eth0",
+    }
+    p = plans(nodes(), settings(arbiter_ips=["192.0.2.1"], arbiter_method="arp"))
+    assert p["lb2"]["arbiter"]["method"] == "arp"
+    assert plans(nodes(), settings())["lb1"]["arbiter"] == {}
 
 
 def test_host_overrides_priority_and_state() -> None:
@@ -211,6 +246,34 @@ def test_every_named_check_is_derivable(check: str) -> None:
          "vrrp_state: must be MASTER or BACKUP, got 'LEADER' (host lb2)"),
         ({"unicast": True}, {"lb2": {"address": None}}, None,
          "vrrp_unicast_src_ip: unicast mode needs an address of eth0 on every node; none known (host lb2)"),
+        ({**DUAL, "dual_master_mode": "active"}, None, None,
+         "vrrp_dual_master_mode: 'active' is not one of shared, exclusive (host lb1)"),
+        ({"dual_master_mode": "exclusive"}, None, None,
+         "vrrp_dual_master_mode: exclusive keeps the two VIPs of dual_master apart, but vrrp_topology is 'master_backup'"),
+        ({**DUAL, "dual_master_mode": "exclusive", "nopreempt": True, "check_weight": 0}, None, None,
+         "vrrp_nopreempt: exclusive dual-master needs preemption"),
+        ({**DUAL, "dual_master_mode": "exclusive", "check_weight": 0}, None, None,
+         "vrrp_check_weight: 0 (FAULT) drops both VIPs of a failing node"),
+        ({**DUAL, "dual_master_mode": "exclusive", "check_weight": 10}, None, None,
+         "vrrp_check_weight: 10 does not take VI_1's master lb1 (150) below its peer (100)"),
+        ({**DUAL, "dual_master_mode": "exclusive", "check_weight": -60}, {"lb1": {"priority": {"VI_2": 40}}}, None,
+         "vrrp_check_weight: -60 does not take VI_2's master lb2 (150) below its peer (40)"),
+        ({**DUAL, "dual_master_mode": "exclusive"}, {"lb1": {"master_of": ["VI_1", "VI_2"]}}, None,
+         "vrrp_master_of: exclusive dual-master needs each node to master one instance, but the highest priorities put VI_1 on lb1, VI_2 on lb1"),
+        ({"arbiter_ips": "192.0.2.1"}, None, None,
+         "vrrp_arbiter_ips: must be a list of addresses, got '192.0.2.1' (host lb1)"),
+        ({"arbiter_ips": ["gw"]}, None, None,
+         "vrrp_arbiter_ips[0]: 'gw' is not an IP address (ADDR, no prefix) (host lb1)"),
+        ({"arbiter_ips": ["192.0.2.1", "192.0.2.1"]}, None, None,
+         "vrrp_arbiter_ips[1]: 192.0.2.1 is listed twice (host lb1)"),
+        ({"arbiter_ips": ["192.0.2.100"]}, None, None,
+         "vrrp_arbiter_ips[0]: 192.0.2.100 is one of vrrp_vips"),
+        ({"arbiter_ips": ["192.0.2.12"]}, None, None,
+         "vrrp_arbiter_ips[0]: 192.0.2.12 is the address of node lb2"),
+        ({"arbiter_ips": ["2001:db8::1"], "arbiter_method": "arp"}, None, None,
+         "vrrp_arbiter_ips[0]: 2001:db8::1 is IPv6, and ARP probes are IPv4 only (set vrrp_arbiter_method: icmp) (host lb1)"),
+        ({"arbiter_method": "ping"}, None, None,
+         "vrrp_arbiter_method: 'ping' is not one of icmp, arp (host lb1)"),
     ],
 )  # fmt: skip
 def test_preflight_names_the_variable_and_the_host(kw, ns, rs, expected) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,14 +20,22 @@ from vrrp_agent.core import SendAdvert, State
 from vrrp_agent.core.timers import master_down_interval
 from vrrp_agent.core.tracking import (
     FAULT_PREFIX,
+    FileReading,
+    LinkState,
     ScriptState,
     ScriptTracker,
     TrackEffect,
+    combine,
     effective_weight,
     fault_key,
+    file_effect,
+    iface_effect,
+    parse_file_value,
     track_effect,
 )
+from vrrp_agent.io.iface import link_state
 from vrrp_agent.io.scripts import ScriptRunner, resolve_user, run_identity
+from vrrp_agent.io.track_files import read_track_file
 
 UP, DOWN = ScriptState.UP, ScriptState.DOWN
 
@@ -143,6 +152,172 @@ def test_only_the_instances_own_refs_count_and_unknown_names_are_ignored() -> No
     assert track_effect([TrackRef("a")], weights, states).delta == -20
     assert track_effect([TrackRef("zz")], weights, states) == TrackEffect(0, {})
     assert track_effect([], weights, states) == TrackEffect(0, {})
+
+
+# ---------------------------------------------------------- track_interface
+
+L_UP, L_DOWN, L_GONE = LinkState.UP, LinkState.DOWN, LinkState.GONE
+
+
+@pytest.mark.parametrize(
+    ("weight", "state", "delta", "fault"),
+    [
+        # keepalived 2.x: no weight (or 0) means FAULT while not up ...
+        (None, L_UP, 0, None),
+        (None, L_DOWN, 0, "tracked interface eth1 is down"),
+        (0, L_GONE, 0, "tracked interface eth1 is gone"),
+        # ... a positive weight counts while up, a negative one while down.
+        (10, L_UP, 10, "-"),
+        (10, L_DOWN, 0, "-"),
+        (-30, L_UP, 0, "-"),
+        (-30, L_DOWN, -30, "-"),
+        (-30, L_GONE, -30, "-"),
+    ],
+)
+def test_track_interface_weights(
+    weight: int | None, state: LinkState, delta: int, fault: str | None
+) -> None:
+    effect = iface_effect([TrackRef("eth1", weight)], {"eth1": state})
+    assert effect.delta == delta
+    if fault == "-":  # weighted: never a fault
+        assert effect.faults == {}
+    else:
+        assert effect.faults == {"iface:eth1": fault}
+
+
+def test_an_interface_nobody_read_counts_as_gone() -> None:
+    effect = iface_effect([TrackRef("eth9")], {})
+    assert effect.faults == {"iface:eth9": "tracked interface eth9 is gone"}
+
+
+def test_link_state_reads_the_kernel() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        assert link_state(sock, "lo") is L_UP
+        assert link_state(sock, "nosuchif0") is L_GONE
+
+
+# --------------------------------------------------------------- track_file
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "note"),
+    [
+        ("", 0, None),
+        ("\n", 0, None),
+        ("5\n", 5, None),
+        ("  -7  ", -7, None),
+        ("+4", 4, None),
+        # C's strtol(text, NULL, 0), as keepalived reads it, with a note for the log:
+        ("0x10", 16, "'0x10' is hexadecimal for 16"),
+        ("010", 8, "'010' is octal for 8"),
+        ("12abc", 12, "only the leading '12' of '12abc' is read"),
+        ("3.7", 3, "only the leading '3' of '3.7' is read"),
+        ("abc", 0, "'abc' is not a number; it counts as 0"),
+        ("999", 254, "999 is clamped to 254"),
+        ("-999", -254, "-999 is clamped to -254"),
+    ],
+)
+def test_file_value_is_read_like_keepalived(text: str, value: int, note: str | None) -> None:
+    assert parse_file_value(text) == (value, note)
+
+
+@pytest.mark.parametrize(
+    ("weight", "value", "delta", "fault"),
+    [
+        # No weight: keepalived's track_file default of 1, value added as is.
+        (None, 0, 0, None),
+        (None, -40, -40, None),
+        (None, 30, 30, None),
+        (-2, 30, -60, None),
+        # Weight 0: any non-zero value is a FAULT, 0 is fine.
+        (0, 0, 0, None),
+        (0, 1, 0, "track_file /run/f holds 1"),
+        (0, -3, 0, "track_file /run/f holds -3"),
+        # Weighted results are clamped to -254..253; -254 means FAULT instead.
+        (10, 200, 253, None),
+        (-1, 253, -253, None),
+        (-1, 254, 0, "track_file /run/f holds 254 (x weight -1 <= -254)"),
+        (254, -1, 0, "track_file /run/f holds -1 (x weight 254 <= -254)"),
+    ],
+)
+def test_track_file_weights(weight: int | None, value: int, delta: int, fault: str | None) -> None:
+    effect = file_effect([TrackRef("/run/f", weight)], {"/run/f": value})
+    assert effect == TrackEffect(delta, {"file:/run/f": fault})
+
+
+def test_a_file_nobody_read_counts_as_zero() -> None:
+    assert file_effect([TrackRef("/run/f", 0)], {}) == TrackEffect(0, {"file:/run/f": None})
+
+
+def test_an_emptied_file_is_believed_on_the_second_poll_only() -> None:
+    f = FileReading("/run/f")
+    assert f.record("7\n") and f.value == 7
+    # `echo 0 > f` truncates before it writes: one empty read is not news ...
+    assert not f.record("") and f.value == 7
+    assert f.record("0\n") and f.value == 0
+    # ... but a file that stays empty holds 0.
+    f.record("5")
+    assert not f.record("")
+    assert f.record("") and f.value == 0
+    # Empty from the start, or after a missing file: believed at once.
+    g = FileReading("/run/g")
+    assert not g.record("") and g.value == 0
+    g.record(None, "missing")
+    assert (g.value, g.note) == (0, "missing; it counts as 0")
+    g.record("3")
+    assert (g.value, g.note) == (3, None)
+
+
+def test_missing_file_counts_as_zero_at_once() -> None:
+    f = FileReading("/run/f")
+    f.record("9")
+    assert f.record(None, "missing") and f.value == 0
+
+
+def test_reading_track_files(tmp_path: Path) -> None:
+    (tmp_path / "v").write_text("42\n")
+    assert read_track_file(str(tmp_path / "v")) == ("42\n", None)
+    assert read_track_file(str(tmp_path / "nope")) == (None, "missing")
+    text, why = read_track_file(str(tmp_path))
+    assert text is None and why is not None and why.startswith("unreadable")
+    # A FIFO with no writer must not block the agent's loop.
+    os.mkfifo(tmp_path / "fifo")
+    assert read_track_file(str(tmp_path / "fifo")) == ("", None)
+
+
+# ------------------------------------------------------ all trackers at once
+
+
+def test_every_kind_of_tracker_adds_to_one_delta_and_one_fault_table() -> None:
+    scripts = track_effect(
+        [TrackRef("chk"), TrackRef("z")], {"chk": -20, "z": 0}, {"chk": DOWN, "z": UP}
+    )
+    ifaces = iface_effect([TrackRef("eth1", 15), TrackRef("eth2")], {"eth1": L_UP, "eth2": L_DOWN})
+    files = file_effect([TrackRef("/run/f", -3)], {"/run/f": 10})
+    total = combine(scripts, ifaces, files)
+    assert total.delta == -20 + 15 - 30
+    assert total.faults == {
+        "script:z": None,
+        "iface:eth2": "tracked interface eth2 is down",
+        "file:/run/f": None,
+    }
+    assert combine() == TrackEffect(0, {})
+
+
+def test_summed_delta_moves_the_master_once() -> None:
+    # One set_priority_delta with the sum: a file's +5 and an interface's
+    # -60 land together, not one overwriting the other.
+    seg = pair()
+    a = seg.nodes["A"]
+    total = combine(
+        iface_effect([TrackRef("eth1", -60)], {"eth1": L_DOWN}),
+        file_effect([TrackRef("/run/f")], {"/run/f": 5}),
+    )
+    sent_before = len(seg.sent)
+    seg._apply(a, a.router.set_priority_delta(total.delta, seg.now))
+    assert [adv.priority for _, name, adv in seg.sent[sent_before:] if name == "A"] == [95]
+    seg.run_until(20)
+    assert seg.masters() == ["B"]
 
 
 # ------------------------------------------- what the router does with them

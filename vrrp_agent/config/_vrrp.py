@@ -91,7 +91,7 @@ INSTANCE_KEYS = (
 _AUTH_HINT = "it belongs inside authentication: {auth_type: PASS, auth_pass: ...}"
 INSTANCE_HINTS = {"auth_type": _AUTH_HINT, "auth_pass": _AUTH_HINT}
 
-SYNC_GROUP_KEYS = ("group", *NOTIFY_KEYS)
+SYNC_GROUP_KEYS = ("group", "sync_group_tracking_weight", *NOTIFY_KEYS)
 
 # keepalived's range for track weights: enough for one tracked failure to move
 # any priority across the whole 1..254 span.
@@ -527,8 +527,14 @@ def parse_sync_groups(
                 member_of[member] = keypath
             members.append(member)
         notify = {key: s.get(key, text) for key in NOTIFY_KEYS}
+        weights = s.get("sync_group_tracking_weight", boolean)
         if len(problems) == start:
-            groups[group_name] = SyncGroup(name=group_name, group=tuple(members), **notify)
+            groups[group_name] = SyncGroup(
+                name=group_name,
+                group=tuple(members),
+                sync_group_tracking_weight=weights,
+                **notify,
+            )
     return groups
 
 

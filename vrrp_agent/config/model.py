@@ -154,6 +154,9 @@ class Instance:
 class SyncGroup:
     name: str
     group: tuple[str, ...]
+    # keepalived: without it, track weights of members count as 0 (FAULT on
+    # failure), because a lowered priority on one member cannot move the group.
+    sync_group_tracking_weight: bool = False
     notify_master: str | None = None
     notify_backup: str | None = None
     notify_fault: str | None = None

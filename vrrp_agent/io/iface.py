@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import socket
+import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from vrrp_agent.core.tracking import LinkState
 from vrrp_agent.io.netlink import IFA_F_SECONDARY, Rtnl
 
 
@@ -44,3 +48,29 @@ def link_local_ipv6(rtnl: Rtnl, ifindex: int) -> IPv6Address | None:
         if isinstance(addr.ip, IPv6Address) and addr.ip.is_link_local:
             return addr.ip
     return None
+
+
+# <linux/if.h> and <linux/sockios.h>
+_SIOCGIFFLAGS = 0x8913
+_IFF_UP = 0x1
+_IFF_RUNNING = 0x40  # oper state UP, or UNKNOWN for links that report no carrier (lo)
+
+
+def link_state(sock: socket.socket, name: str) -> LinkState:
+    """UP when the interface is administratively up *and* running, as
+    keepalived's IF_FLAGS_UP: a pulled cable or a downed veth peer clears
+    IFF_RUNNING while IFF_UP stays.
+
+    An ioctl on `sock` (any AF_INET datagram socket) rather than
+    /sys/class/net: sysfs shows the network namespace it was mounted in,
+    the ioctl the one the agent runs in.
+    """
+    try:
+        ifreq = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, struct.pack("16sH22x", name.encode(), 0))
+    except OSError as err:
+        if err.errno in (errno.ENODEV, errno.ENXIO):
+            return LinkState.GONE
+        raise
+    (flags,) = struct.unpack_from("H", ifreq, 16)
+    up = flags & (_IFF_UP | _IFF_RUNNING) == _IFF_UP | _IFF_RUNNING
+    return LinkState.UP if up else LinkState.DOWN

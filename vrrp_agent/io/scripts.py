@@ -32,7 +32,7 @@ log = logging.getLogger("vrrp_agent")
 
 # A killed script gets this long to be reaped before we stop waiting for it;
 # SIGKILL cannot be caught, so only a process stuck in the kernel takes longer.
-_REAP_GRACE = 5.0
+REAP_GRACE = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,39 @@ def _plural(n: int, word: str, plural: str) -> str:
     return f"{n} {word if n == 1 else plural}"
 
 
+async def spawn(argv: list[str], creds: Credentials | None) -> asyncio.subprocess.Process:
+    """Start `argv` (no shell) as `creds`' user, in a session of its own so
+    that `kill_group` reaches everything it starts, stdio on /dev/null.
+
+    `creds` None, or root's: the agent's own identity (not root, or nothing
+    to drop). Shared by vrrp_scripts and notify hooks, which keepalived also
+    runs the same way.
+    """
+    kwargs: dict[str, object] = {}
+    if creds is not None and creds.uid != 0:
+        kwargs = {"user": creds.uid, "group": creds.gid, "extra_groups": list(creds.groups)}
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # Its own process group: on timeout we kill the whole tree.
+        start_new_session=True,
+        # The script's user may not be able to enter the agent's cwd.
+        cwd="/",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the process group of a child started by `spawn`."""
+    # returncode None: not reaped yet, so its pid (= the process group id,
+    # thanks to start_new_session) still names this script's group.
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 class ScriptRunner:
     def __init__(self, script: Script, script_user: str, on_change: Callable[[str], None]) -> None:
         self.script = script
@@ -132,7 +165,7 @@ class ScriptRunner:
     # --------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        _use_pidfd_child_watcher()
+        use_pidfd_child_watcher()
         if os.geteuid() != 0:
             log.info(
                 "vrrp_script %s: not running as root, so it runs as uid %d, not as %r",
@@ -159,7 +192,7 @@ class ScriptRunner:
         proc = self._proc
         if proc is not None and proc.returncode is None:
             try:
-                await asyncio.wait_for(proc.wait(), _REAP_GRACE)
+                await asyncio.wait_for(proc.wait(), REAP_GRACE)
             except TimeoutError:
                 log.error("vrrp_script %s: pid %d survives SIGKILL", self.name, proc.pid)
 
@@ -191,33 +224,15 @@ class ScriptRunner:
     async def run_once(self) -> RunResult:
         if self._argv_error is not None:
             return RunResult(False, None, self._argv_error, report=logging.ERROR)
-        kwargs: dict[str, object] = {}
-        if os.geteuid() == 0:
-            if self._creds is None:
-                try:
-                    self._creds = resolve_user(self.user)
-                except LookupError as err:
-                    # keepalived refuses such a script too; failing it (rather
-                    # than running it as root) keeps the instance honest.
-                    return RunResult(False, None, f"not run: {err}", report=logging.ERROR)
-            if self._creds.uid != 0:
-                kwargs = {
-                    "user": self._creds.uid,
-                    "group": self._creds.gid,
-                    "extra_groups": list(self._creds.groups),
-                }
+        if os.geteuid() == 0 and self._creds is None:
+            try:
+                self._creds = resolve_user(self.user)
+            except LookupError as err:
+                # keepalived refuses such a script too; failing it (rather
+                # than running it as root) keeps the instance honest.
+                return RunResult(False, None, f"not run: {err}", report=logging.ERROR)
         try:
-            self._proc = proc = await asyncio.create_subprocess_exec(
-                *self._argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                # Its own process group: on timeout we kill the whole tree.
-                start_new_session=True,
-                # The script's user may not be able to enter the agent's cwd.
-                cwd="/",
-                **kwargs,  # type: ignore[arg-type]
-            )
+            self._proc = proc = await spawn(self._argv, self._creds)
         except (OSError, ValueError, subprocess.SubprocessError) as err:
             detail = f"cannot execute {self._argv[0]}: {err}"
             return RunResult(False, None, detail, report=logging.ERROR)
@@ -226,23 +241,19 @@ class ScriptRunner:
         except TimeoutError:
             self._kill_group()
             try:
-                await asyncio.wait_for(proc.wait(), _REAP_GRACE)
+                await asyncio.wait_for(proc.wait(), REAP_GRACE)
             except TimeoutError:
                 log.error("vrrp_script %s: pid %d survives SIGKILL", self.name, proc.pid)
             # A hanging check is a failing check, not a configuration error.
             detail = f"timed out after {self.timeout:g}s, killed"
             return RunResult(False, None, detail, report=logging.WARNING)
         if rc < 0:
-            return RunResult(False, rc, f"killed by {_signame(-rc)}")
+            return RunResult(False, rc, f"killed by {signame(-rc)}")
         return RunResult(rc == 0, rc, f"exit {rc}")
 
     def _kill_group(self) -> None:
-        proc = self._proc
-        # returncode None: not reaped yet, so its pid (= the process group id,
-        # thanks to start_new_session) still names this script's group.
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        if self._proc is not None:
+            kill_group(self._proc)
 
     def _record(self, result: RunResult) -> None:
         self.last_exit = result.exit
@@ -272,14 +283,14 @@ class ScriptRunner:
         self._on_change(self.name)
 
 
-def _signame(num: int) -> str:
+def signame(num: int) -> str:
     try:
         return signal.Signals(num).name
     except ValueError:
         return f"signal {num}"
 
 
-def _use_pidfd_child_watcher() -> None:
+def use_pidfd_child_watcher() -> None:
     """Python 3.11's default child watcher starts a thread per child to block
     in waitpid; a pidfd in the event loop costs nothing beyond the spawn.
     Python 3.12 picks pidfds by itself (and deprecates watchers)."""
