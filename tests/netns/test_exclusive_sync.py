@@ -275,3 +275,47 @@ def test_sync_group_members_fail_over_and_back_together(lab: Lab, flags: Path) -
         "GROUP VG_1 MASTER 0",
         "GROUP VG_1 STOP 0",
     ], lines
+
+
+def test_shared_dual_master_survivor_holds_both_and_each_vip_goes_home(
+    lab: Lab, flags: Path
+) -> None:
+    """The default dual-master mode: no exclusive_with, so a node that fails
+    its check or dies hands its VIP to the peer, which then holds both."""
+    f1, f2 = flags / "n1", flags / "n2"
+    f1.touch()
+    f2.touch()
+    shared = []
+    for home_first, flag in ((True, f1), (False, f2)):
+        c = exclusive_conf(home_first, flag)
+        del c["vrrp_instances"]["VI_1"]["exclusive_with"]
+        shared.append(c)
+    lab.agent("n1", shared[0])
+    a2 = lab.agent("n2", shared[1])
+    s = Sampler(lab, ("n1", "n2"))
+    wait_for("home placement", lambda: placed(lab, s, "n1", "n2"), 5)
+
+    f1.unlink()
+    bound = FALL * INTERVAL + master_down_interval(3, 100, ADVERT_INT) + MARGIN
+    took = wait_for("n2 holds both", lambda: s.held("n2") == {VIP1, VIP2}, bound + 3)
+    print(f"shared: n2 holds both after n1's check failed: {took:.3f}s (bound {bound:.3f}s)")
+    assert took <= bound
+    assert s.held("n1") == set()
+
+    f1.touch()
+    bound = RISE * INTERVAL + master_down_interval(3, 100 + WEIGHT, ADVERT_INT) + MARGIN
+    took = wait_for("VIP1 home again", lambda: placed(lab, s, "n1", "n2"), bound + 3)
+    print(f"shared: VIP1 back on n1: {took:.3f}s (bound {bound:.3f}s)")
+    assert took <= bound
+
+    assert a2.stop() == 0
+    bound = skew_time(3, 100, ADVERT_INT) + MARGIN
+    took = wait_for("n1 holds both", lambda: s.held("n1") == {VIP1, VIP2}, bound + 3)
+    print(f"shared: n1 holds both after n2 stopped: {took:.3f}s (bound {bound:.3f}s)")
+    assert took <= bound
+
+    lab.agent("n2", shared[1])
+    bound = master_down_interval(3, 150, ADVERT_INT) + MARGIN
+    took = wait_for("VIP2 home again", lambda: placed(lab, s, "n1", "n2"), bound + 3)
+    print(f"shared: VIP2 back on the restarted n2: {took:.3f}s (bound {bound:.3f}s)")
+    assert took <= bound
