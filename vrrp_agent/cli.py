@@ -156,7 +156,7 @@ def _table(answer: dict[str, object]) -> str:
                 str(st["virtual_router_id"]),
                 ",".join(st["virtual_ipaddress"]),
                 st["master_ip"] or "-",
-                st["last_transition_reason"],
+                _reason(st),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -168,7 +168,22 @@ def _table(answer: dict[str, object]) -> str:
     )
     if dropped:
         header += f"  unattributed drops {dropped}"
-    return "\n".join([header, *lines])
+    extra = []
+    groups = answer.get("vrrp_sync_groups") or {}
+    if groups:
+        extra.append("sync groups: " + ", ".join(f"{g} {s}" for g, s in groups.items()))
+    arbiter = answer.get("arbiter")
+    if isinstance(arbiter, dict):
+        extra.append(f"arbiter: {arbiter.get('state')}")
+    return "\n".join([header, *lines, *extra])
+
+
+def _reason(st: dict[str, object]) -> str:
+    """Why the instance is where it is; a claim held back says what it waits for."""
+    want = st.get("wants_master")
+    if isinstance(want, dict) and want.get("waiting_for"):
+        return f"held back: {want['waiting_for']}"
+    return str(st["last_transition_reason"])
 
 
 def main(argv: list[str] | None = None) -> int:

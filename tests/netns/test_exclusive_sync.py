@@ -10,6 +10,7 @@ displaced side's peer waits one Skew_Time after the priority-0 advert.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -183,6 +184,11 @@ def test_exclusive_survivor_keeps_its_own_vip_and_says_why(lab: Lab, flags: Path
         assert vi2["exclusive"]["held_back"] is True
         assert "VI_1 is MASTER here" in vi2["exclusive"]["reason"]
         assert vi2["wants_master"]["kind"] in ("resigned", "master_down")
+        table = lab["n1"].run(
+            sys.executable, "-m", "vrrp_agent.cli", "status", "-c", str(a1.config_path)
+        ).stdout
+        row = next(line for line in table.splitlines() if line.startswith("VI_2"))
+        assert "BACKUP" in row and "held back: VI_1 is MASTER here" in row, table
 
         a2 = lab.agent("n2", exclusive_conf(False, f2))
         bound = master_down_interval(3, 150, ADVERT_INT) + MARGIN
