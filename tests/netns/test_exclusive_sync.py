@@ -184,9 +184,11 @@ def test_exclusive_survivor_keeps_its_own_vip_and_says_why(lab: Lab, flags: Path
         assert vi2["exclusive"]["held_back"] is True
         assert "VI_1 is MASTER here" in vi2["exclusive"]["reason"]
         assert vi2["wants_master"]["kind"] in ("resigned", "master_down")
-        table = lab["n1"].run(
-            sys.executable, "-m", "vrrp_agent.cli", "status", "-c", str(a1.config_path)
-        ).stdout
+        table = (
+            lab["n1"]
+            .run(sys.executable, "-m", "vrrp_agent.cli", "status", "-c", str(a1.config_path))
+            .stdout
+        )
         row = next(line for line in table.splitlines() if line.startswith("VI_2"))
         assert "BACKUP" in row and "held back: VI_1 is MASTER here" in row, table
 
