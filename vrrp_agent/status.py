@@ -65,10 +65,19 @@ def coordination_status(agent: Agent, name: str) -> dict[str, object]:
         }
     partner = c.pairs.get(name)
     if partner is not None:
+        # Held back: a claim this node would make by the protocol's rules is
+        # refused because of the pair (not for a sync group or the arbiter).
         reason = c.waiting.get(name) if r.want is not None else None
-        if reason is None and name in c.holds:
-            reason = f"displaced by {partner} (exclusive_with)"
-        out["exclusive"] = {"with": partner, "held_back": reason is not None, "reason": reason}
+        if reason is not None and "exclusive_with" not in reason:
+            reason = None
+        out["exclusive"] = {
+            "with": partner,
+            "held_back": reason is not None,
+            "reason": reason,
+            # Stepped down for its partner earlier; it competes again once the
+            # peer that took its VIP degrades or the partner leaves MASTER.
+            "displaced": name in c.holds,
+        }
     return out
 
 

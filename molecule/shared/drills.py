@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -52,6 +52,45 @@ def addresses(node: str) -> set[str] | None:
 
 def holders(vip: str) -> list[str]:
     return [n for n in NODES if vip in (addresses(n) or set())]
+
+
+def held(vips: Sequence[str]) -> dict[str, list[str]]:
+    """Who holds each of `vips`, from one exec per node (`holders` costs one per VIP)."""
+    addrs = {n: addresses(n) or set() for n in NODES}
+    return {v: [n for n in NODES if v in addrs[n]] for v in vips}
+
+
+def watch_vips(
+    want: dict[str, list[str]], timeout: float, apart: Sequence[str] = (), stay: float = 0.0
+) -> dict[str, float]:
+    """Poll who holds the VIPs until each VIP in `want` is held by exactly the
+    nodes listed (none: `[]`), then `stay` seconds more, during which it must
+    remain so. At every poll, no node may hold more than one of `apart` (an
+    exclusive pair). Returns, per VIP, the seconds until it was first held as
+    wanted: the VIPs move independently, so each is timed on its own."""
+    vips = sorted({*want, *apart})
+    start = time.monotonic()
+    first: dict[str, float] = {}
+    reached: float | None = None
+    while True:
+        now = held(vips)
+        t = time.monotonic() - start
+        for node in NODES:
+            both = [v for v in apart if node in now[v]]
+            assert len(both) <= 1, f"{node} holds {both} at once, {t:.2f}s in: {now}"
+        ok = {v: sorted(now[v]) == sorted(nodes) for v, nodes in want.items()}
+        for v in want:
+            if ok[v]:
+                first.setdefault(v, t)
+        if reached is None and all(ok.values()):
+            reached = t
+        if reached is None and t > timeout:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {want}; saw {now}")
+        if reached is not None:
+            assert all(ok.values()), f"{now}, {t - reached:.2f}s after {want} held"
+            if t - reached >= stay:
+                return first
+        time.sleep(0.05)
 
 
 def wait_for(what: str, pred: Callable[[], bool], timeout: float, step: float = 0.05) -> float:

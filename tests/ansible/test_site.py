@@ -60,14 +60,20 @@ def recap(out: str) -> dict[str, dict[str, int]]:
     return hosts
 
 
-@pytest.mark.parametrize("name", EXAMPLES)
-def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) -> None:
-    inv = example(name)
+def render(inv: dict, tmp_path: Path) -> dict[str, dict]:
+    """Each VRRP node's agent.yml, rendered and checked by `vrrp-agent validate`."""
     r = play("tests/ansible/render.yml", inv, tmp_path,
              "-e", f"render_dir={tmp_path / 'out'}", "-e", f"agent_venv={BIN.parent}")  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     nodes = list(inv["all"]["children"]["vrrp_nodes"]["hosts"])
-    configs = {n: yaml.safe_load((tmp_path / "out" / n / "agent.yml").read_text()) for n in nodes}
+    return {n: yaml.safe_load((tmp_path / "out" / n / "agent.yml").read_text()) for n in nodes}
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) -> None:
+    inv = example(name)
+    configs = render(inv, tmp_path)
+    nodes = list(configs)
     first, second = (configs[n]["vrrp_instances"] for n in nodes)
     topology = inv["all"]["vars"]["vrrp_topology"]
     vips = inv["all"]["vars"]["vrrp_vips"]
@@ -88,7 +94,15 @@ def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) ->
             hosts = inv["all"]["children"]["vrrp_nodes"]["hosts"]
             assert a["unicast_peer"] == [hosts[nodes[1]]["ansible_host"]]
         assert a["notify"] == "/usr/local/lib/vrrp-agent/notify"
+        if inv["all"]["vars"].get("vrrp_dual_master_mode") == "exclusive":
+            # Named on both sides, and both instances track the check (one detection, one swap).
+            other = "VI_2" if vi == "VI_1" else "VI_1"
+            assert a["exclusive_with"] == b["exclusive_with"] == other
+            assert a["track_script"] == b["track_script"] == ["chk_http"]
+        else:
+            assert "exclusive_with" not in a
     cfg = configs[nodes[0]]
+    assert ("arbiter" in cfg) == bool(inv["all"]["vars"].get("vrrp_arbiter_ips"))
     if topology == "lvs_nginx":
         rs = inv["all"]["children"]["real_servers"]["hosts"]
         [vs] = cfg["virtual_servers"]
@@ -101,6 +115,16 @@ def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) ->
         # Without preemption a lower priority moves nothing: a failing check must mean FAULT.
         expected_weight = 0 if inv["all"]["vars"].get("vrrp_nopreempt") else -60
         assert cfg["vrrp_scripts"]["chk_http"]["weight"] == expected_weight
+
+
+@pytest.mark.parametrize(
+    ("method", "ips"), [("icmp", ["192.0.2.1", "2001:db8::1"]), ("arp", ["192.0.2.1"])]
+)
+def test_arbiter_renders_on_the_vrrp_interface(method: str, ips: list, tmp_path: Path) -> None:
+    inv = example("master_backup")
+    inv["all"]["vars"].update(vrrp_arbiter_ips=ips, vrrp_arbiter_method=method)
+    for cfg in render(inv, tmp_path).values():
+        assert cfg["arbiter"] == {"addresses": ips, "method": method, "interface": "lo"}
 
 
 def _bad(mutate) -> dict:
@@ -144,6 +168,26 @@ BAD = {
         lambda inv: (_dual(inv), inv["all"]["children"]["vrrp_nodes"]["hosts"].update(
             lb3={"ansible_host": "192.0.2.13"})),
         "dual_master needs exactly two hosts in group 'vrrp_nodes', found 3 (host lb3)",
+    ),
+    "unknown dual-master mode": (
+        lambda inv: _dual(inv, vrrp_dual_master_mode="exclusve"),
+        "vrrp_dual_master_mode: 'exclusve' is not one of shared, exclusive (host lb1)",
+    ),
+    "exclusive without dual_master": (
+        lambda inv: inv["all"]["vars"].update(vrrp_dual_master_mode="exclusive"),
+        "vrrp_dual_master_mode: exclusive keeps the two VIPs of dual_master apart, but vrrp_topology is 'master_backup' (set vrrp_topology: dual_master) (host lb1)",
+    ),
+    "exclusive with nopreempt": (
+        lambda inv: _dual(inv, vrrp_dual_master_mode="exclusive", vrrp_nopreempt=True),
+        "vrrp_nopreempt: exclusive dual-master needs preemption",
+    ),
+    "exclusive with a weight that swaps nothing": (
+        lambda inv: _dual(inv, vrrp_dual_master_mode="exclusive", vrrp_check_weight=-30),
+        "vrrp_check_weight: -30 does not take VI_1's master lb1 (150) below its peer (100), so a failing check would swap nothing; exclusive dual-master needs a weight below -50 (host lb2)",
+    ),
+    "arbiter not an address": (
+        lambda inv: inv["all"]["vars"].update(vrrp_arbiter_ips=["192.0.2.1", "192.0.2.0/24"]),
+        "vrrp_arbiter_ips[1]: '192.0.2.0/24' is not an IP address (ADDR, no prefix) (host lb1)",
     ),
 }  # fmt: skip
 

@@ -175,15 +175,15 @@ class Coordinator:
             partner = routers.get(partner_name) if partner_name else None
             swap = False
             if reason is None and partner is not None and partner.state is State.MASTER:
-                if name in self.holds:
-                    reason = (
-                        f"displaced by {partner_name} (exclusive_with), and the peer holding "
-                        f"this VIP has not degraded"
-                    )
-                elif want.kind != PREEMPTING:
+                if want.kind != PREEMPTING:
                     reason = (
                         f"{partner_name} is MASTER here and exclusive_with keeps this VIP "
                         f"off this node; its peer is silent ({want.kind})"
+                    )
+                elif name in self.holds:
+                    reason = (
+                        f"displaced by {partner_name} (exclusive_with), and the peer holding "
+                        f"this VIP has not degraded"
                     )
                 else:
                     swap = True

@@ -13,6 +13,13 @@ without Ansible (tests/unit/test_topology_filter.py):
 (host overrides are None when unset); ``real_servers`` likewise
 ``{"name", "address"}``. The order of ``nodes`` is the inventory order: the
 first host is master of a single VIP; in dual_master, host i masters VIP i.
+
+dual_master comes in two modes (``vrrp_dual_master_mode``): ``shared``, where
+a node that loses its peer holds both VIPs, and ``exclusive``, where the two
+instances name each other in ``exclusive_with`` and a node never holds both.
+Exclusive mode relies on the health check to *swap* the VIPs: both instances
+track it, so one failing check lowers the node's priority in both, its peer
+takes the node's VIP and hands over its own, and preemption swaps them back.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ TOPOLOGIES = ("master_backup", "dual_master", "lvs_nginx")
 CHECKS = ("http", "tcp", "process", "systemd", "container")
 VIP_COUNT = {"master_backup": (1, 1), "dual_master": (2, 2), "lvs_nginx": (1, 255)}
 STATES = ("MASTER", "BACKUP")
+DUAL_MASTER_MODES = ("shared", "exclusive")
+ARBITER_METHODS = ("icmp", "arp")
 
 
 def _is_int(v: Any) -> bool:
@@ -39,6 +48,15 @@ def _parse_vip(text: Any) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface |
         return None
     try:
         return ipaddress.ip_interface(text.strip())
+    except ValueError:
+        return None
+
+
+def _parse_ip(text: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return ipaddress.ip_address(text.strip())
     except ValueError:
         return None
 
@@ -226,6 +244,9 @@ def vrrp_problems(
                 p.append(f"vrrp_master_of: {name} is claimed by both {both} {at}")
             claimed[name] = node["name"]
 
+    exclusive = _dual_master_problems(p, settings, at)
+    _arbiter_problems(p, nodes, settings, parsed, at)
+
     if len(p) == 0 and nodes:
         for name, row in _priorities(nodes, settings).items():
             for who, prio in zip(node_names, row, strict=True):
@@ -234,6 +255,8 @@ def vrrp_problems(
             if len(set(row)) != len(row):
                 pairs = ", ".join(f"{w}={v}" for w, v in zip(node_names, row, strict=True))
                 p.append(f"vrrp_priority: {name} needs distinct priorities, got {pairs} {at}")
+    if len(p) == 0 and exclusive:
+        _exclusive_problems(p, nodes, settings, at)
     if topology == "lvs_nginx":
         for rs in real_servers or []:
             if not rs.get("address"):
@@ -242,6 +265,133 @@ def vrrp_problems(
                     f"{interface} (set vrrp_real_server_ip) {at}"
                 )
     return p
+
+
+def _dual_master_problems(p: list[str], settings: dict[str, Any], at: str) -> bool:
+    """vrrp_dual_master_mode; True when the deployment is exclusive dual-master."""
+    mode = settings.get("dual_master_mode", "shared")
+    if mode not in DUAL_MASTER_MODES:
+        p.append(
+            f"vrrp_dual_master_mode: {mode!r} is not one of {', '.join(DUAL_MASTER_MODES)} {at}"
+        )
+        return False
+    if mode != "exclusive":
+        return False
+    topology = settings.get("topology")
+    if topology != "dual_master":
+        p.append(
+            f"vrrp_dual_master_mode: exclusive keeps the two VIPs of dual_master apart, "
+            f"but vrrp_topology is {topology!r} (set vrrp_topology: dual_master) {at}"
+        )
+        return False
+    if settings.get("nopreempt") is True:
+        # Without preemption the VIPs never swap back after a failed check, and the
+        # default weight would be 0 (FAULT), which leaves one VIP unserved instead
+        # of swapping the two.
+        p.append(
+            "vrrp_nopreempt: exclusive dual-master needs preemption: the VIPs swap when "
+            "a check fails and swap back when it recovers (set vrrp_nopreempt: false, "
+            f"or vrrp_dual_master_mode: shared) {at}"
+        )
+    return True
+
+
+def _exclusive_problems(
+    p: list[str], nodes: list[dict[str, Any]], settings: dict[str, Any], at: str
+) -> None:
+    """Each node masters one instance, and a failing check must take each
+    instance's master below its peer, or nothing swaps. Weight 0 (FAULT) drops
+    both of the node's VIPs, and its peer may hold only one."""
+    priorities = _priorities(nodes, settings)
+    masters = {name: nodes[row.index(max(row))]["name"] for name, row in priorities.items()}
+    if len(set(masters.values())) != len(masters):
+        who = ", ".join(f"{name} on {m}" for name, m in masters.items())
+        p.append(
+            f"vrrp_master_of: exclusive dual-master needs each node to master one instance, "
+            f"but the highest priorities put {who} (see vrrp_master_of, vrrp_priority) {at}"
+        )
+        return
+    weight = settings.get("check_weight")
+    if not settings.get("health_checks") or not _is_int(weight):
+        return  # no check to swap on; or a weight the agent's validate will name
+    for name, row in priorities.items():
+        top, low = max(row), min(row)
+        if weight == 0:
+            p.append(
+                "vrrp_check_weight: 0 (FAULT) drops both VIPs of a failing node, and with "
+                "vrrp_dual_master_mode: exclusive its peer holds only one: use a negative "
+                f"weight below {low - top} so that the VIPs swap {at}"
+            )
+            return
+        if weight > 0 or top + weight >= low:
+            master = nodes[row.index(top)]["name"]
+            p.append(
+                f"vrrp_check_weight: {weight} does not take {name}'s master {master} "
+                f"({top}) below its peer ({low}), so a failing check would swap nothing; "
+                f"exclusive dual-master needs a weight below {low - top} {at}"
+            )
+            return
+
+
+def _arbiter_problems(
+    p: list[str],
+    nodes: list[dict[str, Any]],
+    settings: dict[str, Any],
+    vips: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
+    at: str,
+) -> None:
+    method = settings.get("arbiter_method", "icmp")
+    if method not in ARBITER_METHODS:
+        p.append(f"vrrp_arbiter_method: {method!r} is not one of {', '.join(ARBITER_METHODS)} {at}")
+    ips = settings.get("arbiter_ips")
+    if ips is None:
+        return
+    if not isinstance(ips, list):
+        p.append(f"vrrp_arbiter_ips: must be a list of addresses, got {ips!r} {at}")
+        return
+    vip_set = {v.ip for v in vips}
+    own = {
+        str(n.get(k)): n["name"] for n in nodes for k in ("address", "unicast_src_ip") if n.get(k)
+    }
+    seen = set()
+    for k, text in enumerate(ips):
+        addr = _parse_ip(text)
+        if addr is None:
+            p.append(f"vrrp_arbiter_ips[{k}]: {text!r} is not an IP address (ADDR, no prefix) {at}")
+            continue
+        if addr in seen:
+            p.append(f"vrrp_arbiter_ips[{k}]: {addr} is listed twice {at}")
+        seen.add(addr)
+        if addr in vip_set:
+            p.append(
+                f"vrrp_arbiter_ips[{k}]: {addr} is one of vrrp_vips; the arbiter must be a "
+                f"third party that every node should reach, such as the gateway {at}"
+            )
+        elif str(addr) in own:
+            p.append(
+                f"vrrp_arbiter_ips[{k}]: {addr} is the address of node {own[str(addr)]}; the "
+                f"arbiter must be a third party that every node should reach, such as the "
+                f"gateway {at}"
+            )
+        if method == "arp" and addr.version != 4:
+            p.append(
+                f"vrrp_arbiter_ips[{k}]: {addr} is IPv6, and ARP probes are IPv4 only "
+                f"(set vrrp_arbiter_method: icmp) {at}"
+            )
+
+
+def _arbiter(settings: dict[str, Any]) -> dict[str, Any]:
+    """The agent's arbiter section; empty when there is none. The agent's own
+    defaults (interval 1 s, timeout 0.5 s, fall 2, rise 2) apply."""
+    ips = settings.get("arbiter_ips") or []
+    if not ips:
+        return {}
+    return {
+        "addresses": [str(_parse_ip(a)) for a in ips],
+        "method": settings.get("arbiter_method", "icmp"),
+        # The segment that VRRP runs on is the one whose partition matters.
+        "interface": settings["interface"],
+    }
 
 
 def _check(name: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -280,6 +430,7 @@ def vrrp_plan(
     vrids = _vrids(settings)
     priorities = _priorities(nodes, settings)
     checks = [_check(c, settings) for c in settings.get("health_checks") or []]
+    exclusive = topology == "dual_master" and settings.get("dual_master_mode") == "exclusive"
 
     def src(n: dict[str, Any]) -> str:
         return str(n.get("unicast_src_ip") or n.get("address"))
@@ -313,7 +464,13 @@ def vrrp_plan(
         if settings["version"] == 2 and settings.get("auth_pass"):
             inst["authentication"] = {"auth_type": "PASS", "auth_pass": settings["auth_pass"]}
         if checks:
+            # Every instance tracks every check: in exclusive mode, too, one
+            # failing check lowers both, so that one detection drives the swap.
             inst["track_script"] = [f"chk_{c['check']}" for c in checks]
+        if exclusive:
+            # Named on both sides (the agent needs one), so each file reads alone.
+            (other,) = [n for n in names if n != name]
+            inst["exclusive_with"] = other
         instances[name] = inst
 
     virtual_servers: list[dict[str, Any]] = []
@@ -346,7 +503,12 @@ def vrrp_plan(
                     ],
                 }
             )
-    return {"instances": instances, "checks": checks, "virtual_servers": virtual_servers}
+    return {
+        "instances": instances,
+        "checks": checks,
+        "virtual_servers": virtual_servers,
+        "arbiter": _arbiter(settings),
+    }
 
 
 class FilterModule:
