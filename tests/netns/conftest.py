@@ -7,6 +7,8 @@ would hide exactly what these tests exist to prove.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,3 +42,17 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 @pytest.fixture
 def lab_two_links(tmp_path: Path) -> Iterator[Lab]:
     yield from _open_lab(tmp_path, hosts=2, links=2)
+
+
+@pytest.fixture
+def flags() -> Iterator[Path]:
+    """A root-owned 0755 directory below /tmp for scripts, hooks and the files
+    they look at: the unprivileged script user can enter it (pytest's
+    tmp_path sits below a 0700 one) and enable_script_security accepts
+    programs in it (only root can write it)."""
+    d = Path(tempfile.mkdtemp(prefix="vrrp-test-"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

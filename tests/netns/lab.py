@@ -23,6 +23,18 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
+def vrrp_instance(priority: int, vip: str, advert_int: float, **extra: object) -> dict:
+    """The one-VIP instance most tests run: VRID 51 on eth0."""
+    return {
+        "interface": "eth0",
+        "virtual_router_id": 51,
+        "priority": priority,
+        "advert_int": advert_int,
+        "virtual_ipaddress": [f"{vip}/24"],
+        **extra,
+    }
+
+
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, check=check, capture_output=True, text=True)
 

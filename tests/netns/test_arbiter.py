@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.netns.lab import Agent, Lab, sh, wait_for
+from tests.netns.lab import Agent, Lab, sh, vrrp_instance, wait_for
 from vrrp_agent.core.timers import master_down_interval
 from vrrp_agent.io.control import request
 
@@ -56,15 +56,7 @@ def conf(priority: int) -> dict:
             "fall": FALL,
             "rise": RISE,
         },
-        "vrrp_instances": {
-            "VI_1": {
-                "interface": "eth0",
-                "virtual_router_id": 51,
-                "priority": priority,
-                "advert_int": ADVERT_INT,
-                "virtual_ipaddress": [f"{VIP}/24"],
-            }
-        },
+        "vrrp_instances": {"VI_1": vrrp_instance(priority, VIP, ADVERT_INT)},
     }
 
 

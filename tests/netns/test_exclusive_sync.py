@@ -9,15 +9,10 @@ displaced side's peer waits one Skew_Time after the priority-0 advert.
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.netns.lab import Lab, sh, wait_for
 from vrrp_agent.core.timers import master_down_interval, skew_time
@@ -27,16 +22,6 @@ ADVERT_INT = 0.5
 INTERVAL, FALL, RISE = 0.5, 2, 1
 WEIGHT = -60
 MARGIN = 0.8
-
-
-@pytest.fixture
-def flags() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="vrrp-excl-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 class Sampler(threading.Thread):

@@ -13,12 +13,9 @@ from __future__ import annotations
 import os
 import pwd
 import shlex
-import shutil
 import signal
 import stat
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,25 +31,18 @@ SLOW = 5.0  # seconds n2's notify_backup sleeps
 
 
 @pytest.fixture
-def hooks() -> Iterator[Path]:
-    """A directory the unprivileged script user can run hooks from: pytest's
-    tmp_path sits below a 0700 directory owned by root. Only root may write
-    it (enable_script_security refuses hooks in a writable directory); the
-    logs the hooks append to are made writable one by one."""
-    d = Path(tempfile.mkdtemp(prefix="vrrp-notify-"))
-    d.chmod(0o755)
+def hooks(flags: Path) -> Path:
+    """Only root may write the directory (enable_script_security refuses hooks
+    in a writable one); the logs the hooks append to are writable one by one."""
     for name in ("n1.log", "n2.log"):
-        (d / name).touch()
-        (d / name).chmod(0o666)
-    rec = d / "rec.sh"
+        (flags / name).touch()
+        (flags / name).chmod(0o666)
+    rec = flags / "rec.sh"
     rec.write_text(
         '#!/bin/sh\nlog=$1; tag=$2; shift 2\necho "$(date +%s.%N) $(id -u) $tag" "$@" >> "$log"\n'
     )
     rec.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    return flags
 
 
 def rec(d: Path, log: Path, tag: str) -> str:

@@ -15,13 +15,11 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import REPO, Lab, wait_for
+from tests.netns.lab import REPO, Lab, vrrp_instance, wait_for
 from vrrp_agent.core.timers import master_down_interval
 
 VIP = "10.99.0.100"
@@ -34,10 +32,9 @@ PYTHON = "/usr/bin/python3"  # the system's: readable by the script user
 
 
 @pytest.fixture
-def checks_dir() -> Iterator[Path]:
+def checks_dir(flags: Path) -> Path:
     """Wrappers like the role's check_KIND, over a root-owned package copy."""
-    d = Path(tempfile.mkdtemp(prefix="vrrp-checks-"))
-    d.chmod(0o755)
+    d = flags
     shutil.copytree(
         REPO / "vrrp_agent", d / "lib" / "vrrp_agent", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -51,10 +48,7 @@ def checks_dir() -> Iterator[Path]:
     # nodes share the PID namespace and the process check counts host-wide.
     for host in ("n1", "n2"):
         shutil.copy("/bin/sleep", d / f"vrrpsvc-{host}")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    return d
 
 
 class Service:
@@ -109,16 +103,7 @@ def conf(priority: int, command: str) -> dict:
                 "weight": WEIGHT,
             }
         },
-        "vrrp_instances": {
-            "VI_1": {
-                "interface": "eth0",
-                "virtual_router_id": 51,
-                "priority": priority,
-                "advert_int": ADVERT_INT,
-                "virtual_ipaddress": [f"{VIP}/24"],
-                "track_script": ["chk"],
-            }
-        },
+        "vrrp_instances": {"VI_1": vrrp_instance(priority, VIP, ADVERT_INT, track_script=["chk"])},
     }
 
 

@@ -10,17 +10,13 @@ scheduling and polling `ip addr` / `status` from here.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.netns.lab import Agent, Lab, sh, wait_for
+from tests.netns.lab import Agent, Lab, sh, vrrp_instance, wait_for
 from vrrp_agent.core.timers import master_down_interval, skew_time
 from vrrp_agent.daemon import LINK_CHECK_INTERVAL as POLL
 
@@ -33,16 +29,7 @@ SCRIPT_USER = "nobody"
 def conf(priority: int, **inst: object) -> dict:
     return {
         "global_defs": {"script_user": SCRIPT_USER},
-        "vrrp_instances": {
-            "VI_1": {
-                "interface": "eth0",
-                "virtual_router_id": 51,
-                "priority": priority,
-                "advert_int": ADVERT_INT,
-                "virtual_ipaddress": [f"{VIP}/24"],
-                **inst,
-            }
-        },
+        "vrrp_instances": {"VI_1": vrrp_instance(priority, VIP, ADVERT_INT, **inst)},
     }
 
 
@@ -196,18 +183,6 @@ def test_track_file_value_is_added_to_the_priority(lab_two_links: Lab, tmp_path:
 # ----------------------------------------------------------- script security
 
 
-@pytest.fixture
-def scripts() -> Iterator[Path]:
-    """Below a root-owned 0755 directory the script user can search (pytest's
-    tmp_path sits below a 0700 one)."""
-    d = Path(tempfile.mkdtemp(prefix="vrrp-sec-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def validate(lab: Lab, path: Path) -> tuple[int, str]:
     r = lab["n1"].run(
         sys.executable, "-m", "vrrp_agent.cli", "validate", "-c", str(path), check=False
@@ -216,10 +191,10 @@ def validate(lab: Lab, path: Path) -> tuple[int, str]:
 
 
 def test_insecure_script_is_refused_by_validate_and_reload_and_disabled_at_start(
-    lab_two_links: Lab, scripts: Path
+    lab_two_links: Lab, flags: Path
 ) -> None:
     lab = lab_two_links
-    checks = scripts / "checks"
+    checks = flags / "checks"
     checks.mkdir(mode=0o777)
     checks.chmod(0o777)  # anyone may replace what is in it
     chk = checks / "chk.sh"

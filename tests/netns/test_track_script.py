@@ -10,17 +10,12 @@ process start-up, scheduling and polling `ip addr` / `status`.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.netns.lab import Agent, Lab, wait_for
+from tests.netns.lab import Agent, Lab, vrrp_instance, wait_for
 from vrrp_agent.core.timers import master_down_interval, skew_time
 
 VIP = "10.99.0.100"
@@ -28,18 +23,6 @@ ADVERT_INT = 0.5
 INTERVAL, FALL, RISE = 0.5, 2, 1
 MARGIN = 0.5
 SCRIPT_USER = "nobody"  # the checks run unprivileged, as deployed
-
-
-@pytest.fixture
-def flags() -> Iterator[Path]:
-    """A directory the unprivileged script user can search: pytest's tmp_path
-    sits below a 0700 directory owned by root."""
-    d = Path(tempfile.mkdtemp(prefix="vrrp-track-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def conf(priority: int, flag: Path, weight: int = -60, **script: object) -> dict:
@@ -56,14 +39,7 @@ def conf(priority: int, flag: Path, weight: int = -60, **script: object) -> dict
             }
         },
         "vrrp_instances": {
-            "VI_1": {
-                "interface": "eth0",
-                "virtual_router_id": 51,
-                "priority": priority,
-                "advert_int": ADVERT_INT,
-                "virtual_ipaddress": [f"{VIP}/24"],
-                "track_script": ["chk_file"],
-            }
+            "VI_1": vrrp_instance(priority, VIP, ADVERT_INT, track_script=["chk_file"])
         },
     }
 
