@@ -51,6 +51,17 @@ class Sampler(threading.Thread):
         self.join(5)
 
 
+def node_check(flag: Path) -> dict:
+    """The node's health: healthy while `flag` exists."""
+    return {
+        "script": f"/usr/bin/test -e {flag}",
+        "interval": INTERVAL,
+        "fall": FALL,
+        "rise": RISE,
+        "weight": WEIGHT,
+    }
+
+
 def exclusive_conf(home_first: bool, flag: Path) -> dict:
     hi, lo = 150, 100
     inst = {
@@ -60,15 +71,7 @@ def exclusive_conf(home_first: bool, flag: Path) -> dict:
     }
     return {
         "global_defs": {"script_user": "nobody"},
-        "vrrp_scripts": {
-            "chk": {
-                "script": f"/usr/bin/test -e {flag}",
-                "interval": INTERVAL,
-                "fall": FALL,
-                "rise": RISE,
-                "weight": WEIGHT,
-            }
-        },
+        "vrrp_scripts": {"chk": node_check(flag)},
         "vrrp_instances": {
             "VI_1": {
                 **inst,
@@ -192,16 +195,8 @@ def sync_conf(priority: int, flag: Path) -> dict:
     inst = {"interface": "eth0", "advert_int": ADVERT_INT, "priority": priority}
     return {
         "global_defs": {"script_user": "nobody"},
-        "vrrp_scripts": {
-            "chk": {
-                "script": f"/usr/bin/test -e {flag}",
-                "interval": INTERVAL,
-                "fall": FALL,
-                "rise": RISE,
-                # Ignored in a sync group, as keepalived does: a failure is a FAULT.
-                "weight": WEIGHT,
-            }
-        },
+        # The weight is ignored in a sync group, as keepalived does: a failure is a FAULT.
+        "vrrp_scripts": {"chk": node_check(flag)},
         "vrrp_instances": {
             # Only VI_1 tracks the check: the group carries VI_2 along.
             "VI_1": {
