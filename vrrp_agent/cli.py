@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                 "--no-host-checks",
                 action="store_true",
                 help="skip the checks of this host (scripts' files and users,"
-                " enable_script_security): for a file meant for another host",
+                " enable_script_security, the kernel's support for the LVS data plane):"
+                " for a file meant for another host",
             )
     return p
 
@@ -70,7 +71,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         report = script_security.check(cfg)
         for line in report.lines(args.config, report.warnings + report.errors):
             print(line, file=sys.stderr)
-        if report.errors:
+        # The data plane lvs_backend gets here, and what it cannot do for the
+        # virtual servers (a scheduler, lb_kind TUN, IPVS on a kernel without it).
+        from vrrp_agent.lvs import capabilities
+
+        lvs = capabilities.check(cfg)
+        for keypath, message in lvs:
+            print(f"{args.config}: {keypath}: {message}", file=sys.stderr)
+        if report.errors or lvs:
             return 2
     print(
         f"{args.config}: OK ({len(cfg.vrrp_instances)} vrrp_instances, "

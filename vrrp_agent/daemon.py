@@ -11,7 +11,6 @@ main coroutine.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
@@ -45,17 +44,13 @@ from vrrp_agent.io.notify import DRAIN_TIMEOUT, HOOK_KEYS, Notifier
 from vrrp_agent.io.scripts import ScriptRunner, run_identity
 from vrrp_agent.io.track_files import read_track_file
 from vrrp_agent.io.vrrp_socket import TTL, Received, VrrpSocket
+from vrrp_agent.lvs.manager import LvsManager, make_plane
 from vrrp_agent.script_security import Report
 from vrrp_agent.script_security import check as check_scripts
 from vrrp_agent.status import agent_status
 from vrrp_agent.wire import DecodeError, decode
 
 log = logging.getLogger("vrrp_agent")
-
-# Keys not acted on yet: accepted so keepalived-shaped files validate, and
-# announced at start so nobody believes they are in force.
-_NOT_YET: tuple[str, ...] = ()
-
 
 ARBITER_FAULT = "arbiter"
 
@@ -113,6 +108,8 @@ class Agent:
         self._group_defs: dict[str, SyncGroup] = {}
         self.arbiter: ArbiterProber | None = None
         self._arbiter_round = False
+        self.lvs: LvsManager | None = None
+        self._lvs_changed = False
         self.notifier = Notifier(cfg.global_defs.script_user, cfg.global_defs.notify_fifo)
         # What track_interface / track_file (and each instance's own interface)
         # read at the last poll; see _check_links.
@@ -132,7 +129,6 @@ class Agent:
 
     async def run(self) -> int:
         built = self._build(self.cfg, list(self.cfg.vrrp_instances.values()))
-        self._warn_inert(self.cfg)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self.loop.add_signal_handler(sig, self._record_signal, sig)
         self._server = await control.serve(self.cfg.global_defs.control_socket, self.status)
@@ -144,6 +140,7 @@ class Agent:
         # After the instances: a check's first result then has a router to act on.
         self._launch(new_scripts)
         self._sync_arbiter(self.cfg)
+        self._sync_lvs_config(self.cfg)
         self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
         systemd.notify("READY=1")
         log.info("vrrp-agent ready: %d instance(s), pid %d", len(self.instances), os.getpid())
@@ -168,6 +165,10 @@ class Agent:
                     stopped = list(self.scripts.values())
                     self._stop_all()
                     await _reap(stopped)
+                    if self.arbiter is not None:
+                        await self.arbiter.wait_closed()
+                    if self.lvs is not None:
+                        await self.lvs.wait_closed()
                     # The VIPs are gone already; now the STOP hooks, bounded.
                     await self.notifier.drain(DRAIN_TIMEOUT)
                     return 0
@@ -176,6 +177,9 @@ class Agent:
             if self._arbiter_round:
                 self._arbiter_round = False
                 self._apply_arbiter()
+            if self._lvs_changed:
+                self._lvs_changed = False
+                self._sync_lvs()
 
     def _record_signal(self, sig: int) -> None:
         self.signals.append(sig)
@@ -250,6 +254,9 @@ class Agent:
         if self._link_timer is not None:
             self._link_timer.cancel()
         self._stop(list(self.instances))
+        # After the VIPs are gone: nothing of ours may forward any more.
+        if self.lvs is not None:
+            self.lvs.stop()
         self._close_unused_sockets()
         try:
             self.accept_filter.clear()
@@ -322,6 +329,7 @@ class Agent:
         self._reschedule()
         self._launch(new_scripts)
         self._sync_arbiter(new)
+        self._sync_lvs_config(new)
         self._close_unused_sockets()
         log.info(
             "reloaded: %d kept, %d stopped, %d started",
@@ -329,7 +337,6 @@ class Agent:
             len(gone),
             len(fresh),
         )
-        self._warn_inert(new)
         await _reap(stale)
         systemd.notify("READY=1")
 
@@ -469,10 +476,10 @@ class Agent:
         for group in self.cfg.vrrp_sync_groups.values():
             if inst.name in group.group and not group.sync_group_tracking_weight:
                 zero = {
-                    key: tuple(dataclasses.replace(ref, weight=0) for ref in getattr(inst, key))
+                    key: tuple(replace(ref, weight=0) for ref in getattr(inst, key))
                     for key in ("track_script", "track_interface", "track_file")
                 }
-                return dataclasses.replace(inst, **zero)
+                return replace(inst, **zero)
         return inst
 
     def _own_link_fault(self, io: InstanceIO) -> str | None:
@@ -512,18 +519,6 @@ class Agent:
         log.info("track_file %s: %d -> %d", reading.path, before, reading.value)
         return True
 
-    def _warn_inert(self, cfg: Config) -> None:
-        for inst in cfg.vrrp_instances.values():
-            unused = [k for k in _NOT_YET if getattr(inst, k)]
-            if unused:
-                log.warning(
-                    "(%s) %s: accepted but not acted on by this version",
-                    inst.name,
-                    ", ".join(unused),
-                )
-        if cfg.virtual_servers:
-            log.warning("virtual_servers: accepted but not acted on by this version")
-
     # ------------------------------------------------------------------ links
 
     def _check_links(self) -> None:
@@ -546,6 +541,8 @@ class Agent:
         """
         try:
             self._poll_links(self.loop.time())
+            # Also the poll for DR backends whose MAC was still unknown.
+            self._sync_lvs()
         finally:
             # Re-armed whatever happens: a bug must not end link tracking.
             self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
@@ -729,8 +726,8 @@ class Agent:
         if self.arbiter is not None and self.arbiter.arbiter == cfg.arbiter:
             return
         if self.arbiter is not None:
+            # Stopped at once; its task ends on its own (cancelled, sockets closed).
             self.arbiter.stop()
-            self.loop.create_task(self.arbiter.wait_closed())
             self.arbiter = None
         if cfg.arbiter is not None:
             self.arbiter = ArbiterProber(cfg.arbiter, self._record_arbiter_round)
@@ -765,9 +762,47 @@ class Agent:
         if self.arbiter is not None:
             self.arbiter.request_round()
 
+    # -------------------------------------------------------- virtual servers
+
+    def _sync_lvs_config(self, cfg: Config) -> None:
+        """Start, replace or stop the checkers and data plane for `cfg`."""
+        if self.lvs is not None and self.lvs.servers == cfg.virtual_servers:
+            self.lvs.script_user = cfg.global_defs.script_user
+            return
+        if self.lvs is not None:
+            self.lvs.stop()
+            self.lvs = None
+        if cfg.virtual_servers:
+            plane = make_plane(cfg.global_defs.lvs_backend, cfg.virtual_servers)
+            self.lvs = LvsManager(
+                cfg.virtual_servers,
+                plane,
+                cfg.global_defs.script_user,
+                self._record_lvs_change,
+                disabled=self.script_report.disabled,
+            )
+            log.info("virtual servers: %d, data plane %s", len(cfg.virtual_servers), plane.name)
+            self.lvs.start()
+        self._sync_lvs()
+
+    def _record_lvs_change(self) -> None:
+        # A real server changed state: acted on by the main loop, between events.
+        self._lvs_changed = True
+        self._wake.set()
+
+    def _sync_lvs(self) -> None:
+        if self.lvs is None:
+            return
+        held = {
+            v.ip: v.link.name for io in self.instances.values() if io.holds_vips for v in io.vips
+        }
+        self.lvs.sync(held)
+
     def _reschedule(self) -> None:
-        # Every event path ends here: first let the instances settle.
+        # Every event path ends here: first let the instances settle, then
+        # program the virtual servers whose VIPs this node holds now.
         self._settle()
+        self._sync_lvs()
         deadlines = [
             d for io in self.instances.values() if (d := io.router.next_deadline()) is not None
         ]

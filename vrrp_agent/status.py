@@ -146,6 +146,7 @@ def agent_status(agent: Agent) -> dict[str, object]:
         # Hooks waiting, running, and the last outcomes with exit codes; the fifo.
         "notify": agent.notifier.status(),
         "arbiter": agent.arbiter.status() if agent.arbiter is not None else None,
+        "virtual_servers": agent.lvs.status() if agent.lvs is not None else [],
         # Packets that could not be attributed to an instance.
         "rx_dropped": dict(agent.rx_dropped),
     }

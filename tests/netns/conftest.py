@@ -45,6 +45,12 @@ def lab_two_links(tmp_path: Path) -> Iterator[Lab]:
 
 
 @pytest.fixture
+def lab_lvs(tmp_path: Path) -> Iterator[Lab]:
+    """Two directors, two real servers and a client, on two segments."""
+    yield from _open_lab(tmp_path, hosts=5, links=2)
+
+
+@pytest.fixture
 def flags() -> Iterator[Path]:
     """A root-owned 0755 directory below /tmp for scripts, hooks and the files
     they look at: the unprivileged script user can enter it (pytest's

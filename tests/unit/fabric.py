@@ -149,7 +149,8 @@ class Fabric:
             if t > t_end:
                 self.now = t_end
                 return
-            self.now = t
+            # A thawed node's overdue deadline runs now, late: time never goes back.
+            self.now = max(self.now, t)
             if t_wire <= t_timer:
                 _, _, sender, adv = heapq.heappop(self._wire)
                 src = ip_address(next(iter(self.hosts[sender].routers.values())).params.local_ip)

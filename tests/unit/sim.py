@@ -102,7 +102,8 @@ class Segment:
             if t > t_end:
                 self.now = t_end
                 return
-            self.now = t
+            # A thawed node's overdue deadline runs now, late: time never goes back.
+            self.now = max(self.now, t)
             if t_wire <= t_timer:
                 _, _, sender, adv = heapq.heappop(self._wire)
                 src = self.nodes[sender].router.params.local_ip

@@ -356,3 +356,39 @@ def test_adverts_are_sent_every_interval_by_the_master_only() -> None:
     assert gaps == {0.5}
     assert not [1 for _, who, _ in seg.sent if who == "B"]
     assert all(adv.max_advert_int == 50 for _, _, adv in seg.sent)
+
+
+def test_master_thawed_over_a_lower_priority_master_reannounces_once() -> None:
+    """A frozen master comes back to find the backup in MASTER holding the VIP
+    (hosts' ARP caches point there). It stays master by priority and must
+    re-announce, or traffic keeps going to the node that just yielded."""
+    seg = pair()
+    seg.run_until(10)
+    seg.nodes["A"].frozen = True
+    seg.run_until(20)
+    assert seg.masters() == ["A", "B"]  # A does not know yet
+    seg.nodes["A"].frozen = False
+    thawed = seg.now
+    seg.run_until(thawed + 1.5)
+    assert seg.masters() == ["A"]
+    bursts = [t for t, _ in seg.announces("A") if t >= thawed]
+    # One burst with its overdue advert, and B yields to that advert.
+    assert len(bursts) == 1, bursts
+    assert bursts[0] - thawed <= 1.0 + PROPAGATION
+
+
+def test_repeated_lower_priority_adverts_do_not_flood_announcements() -> None:
+    r = Router(params("A", 200, "10.0.0.1"))
+    r.start(0.0)
+    r.on_timer(master_down_interval(3, 200, 1.0))
+    assert r.state is State.MASTER
+    low = Advertisement(version=3, vrid=51, priority=100, max_advert_int=100, addresses=(VIP,))
+    src = ip_address("10.0.0.2")
+    announced = [
+        t
+        for t in range(5, 15)
+        for a in r.receive(low, src, float(t))
+        if type(a).__name__ == "Announce"
+    ]
+    # Once per Master_Down (3.6 s at priority 200): at 5, 9 and 13.
+    assert announced == [5, 9, 13]

@@ -37,12 +37,12 @@ VIRTUAL_SERVER_KEYS = (
 )
 REAL_SERVER_KEYS = ("ip", "port", "weight", "inhibit_on_failure")
 CHECKER_KINDS = ("TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK")
-_NET_CHECK_KEYS = ("connect_timeout", "connect_port", "retry", "delay_before_retry")
+_NET_CHECK_KEYS = ("connect_timeout", "connect_port", "retry", "nb_get_retry", "delay_before_retry")
 CHECKER_KEYS: Mapping[str, tuple[str, ...]] = {
     "TCP_CHECK": _NET_CHECK_KEYS,
     "HTTP_GET": (*_NET_CHECK_KEYS, "url"),
     "SSL_GET": (*_NET_CHECK_KEYS, "url"),
-    "MISC_CHECK": ("misc_path", "misc_timeout", "retry", "delay_before_retry"),
+    "MISC_CHECK": ("misc_path", "misc_timeout", "retry", "nb_get_retry", "delay_before_retry"),
 }
 URL_KEYS = ("path", "status_code", "digest")
 
@@ -110,6 +110,12 @@ def _checker(problems: Problems, kind: str, data: Any, keypath: str) -> Checker 
         "retry": s.get("retry", ints(0)),
         "delay_before_retry": s.get("delay_before_retry", floats()),
     }
+    # keepalived's older name for retry, still in many configurations.
+    if s.has("nb_get_retry"):
+        if s.has("retry"):
+            s.error("nb_get_retry", "nb_get_retry is keepalived's old name for retry: set one")
+        else:
+            settings["retry"] = s.get("nb_get_retry", ints(0))
     if kind == "MISC_CHECK":
         settings["misc_path"] = s.need("misc_path", text)
         settings["misc_timeout"] = s.get("misc_timeout", floats(lo_open=True))

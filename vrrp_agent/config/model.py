@@ -189,8 +189,10 @@ class Checker:
     kind: str  # TCP_CHECK | HTTP_GET | SSL_GET | MISC_CHECK
     connect_timeout: float = 5.0
     connect_port: int | None = None  # None = the real server's port
-    retry: int = 1
-    delay_before_retry: float = 1.0
+    # None = keepalived's default for the kind (retry: 1, MISC_CHECK 0;
+    # delay_before_retry: 1 s, HTTP_GET/SSL_GET 3 s): see vrrp_agent.lvs.health.
+    retry: int | None = None
+    delay_before_retry: float | None = None
     url: tuple[Url, ...] = ()
     misc_path: str | None = None
     misc_timeout: float | None = None  # None = the virtual server's delay_loop

@@ -125,6 +125,10 @@ class Router:
         self.lower_seen_at: float | None = None
         # The priority in the last non-zero advert heard as a backup.
         self.last_seen_priority: int | None = None
+        # When we last re-announced as master over a lower-priority one.
+        self.lower_announced_at: float | None = None
+        # How late the timer being handled fired (a frozen or starved process).
+        self.timer_lateness = 0.0
         self.stats = Stats()
 
     # ----------------------------------------------------------------- derived
@@ -205,8 +209,9 @@ class Router:
             due = [(t, name) for name, t in self.timers.items() if t <= now]
             if not due:
                 return actions
-            _, name = min(due)
+            deadline, name = min(due)
             del self.timers[name]
+            self.timer_lateness = now - deadline
             actions += _HANDLERS[self.state].timer(self, name, now)
 
     def set_priority_delta(self, delta: int, now: float) -> list[Action]:
@@ -441,12 +446,28 @@ class _Master:
             r._learn_master(adv, src)
             why = "higher" if higher else "equal priority and higher address:"
             return r._to_backup(now, f"{why} {_describe(adv, src)}", was_master=True)
-        return []
+        # Another master with a lower priority: we stay (RFC 9568 6.4.3), but it
+        # has been announcing our VIPs (we were frozen or cut off, say), so
+        # hosts' ARP/ND caches point at it. Assert ourselves at once and
+        # re-announce (keepalived's garp_lower_prio), at most once per
+        # Master_Down: the other side yields on our first advert.
+        last = r.lower_announced_at
+        if last is not None and now - last < r.master_down:
+            return []
+        r.lower_announced_at = now
+        return [*r._send_advert(now), Announce(r.params.garp_master_repeat)]
 
     @staticmethod
     def timer(r: Router, name: str, now: float) -> list[Action]:
         if name == ADVER:
-            return r._send_advert(now)
+            actions = r._send_advert(now)
+            if r.timer_lateness > 3 * r.params.advert_int:
+                # We were not running (SIGSTOP, a stalled VM) for longer than
+                # any backup waits: one has taken the VIPs and hosts' caches
+                # point at it. It yields to this advert; re-announce ours.
+                r.lower_announced_at = now
+                actions.append(Announce(r.params.garp_master_repeat))
+            return actions
         if name == GARP_DELAY:
             return [Announce(r.params.garp_master_repeat)]
         if name == GARP_REFRESH:
