@@ -183,6 +183,16 @@ def _table(answer: dict[str, object]) -> str:
     arbiter = answer.get("arbiter")
     if isinstance(arbiter, dict):
         extra.append(f"arbiter: {arbiter.get('state')}")
+    for vs in answer.get("virtual_servers") or []:
+        reals = vs["real_servers"]
+        down = [rs for rs, st in reals.items() if st.get("state") != "UP"]
+        extra.append(
+            f"virtual server {vs['virtual_server']} {vs['lb_kind']}/{vs['lb_algo']}"
+            f" ({vs['data_plane']}, {'active' if vs['active'] else 'standby'}):"
+            f" {len(reals) - len(down)}/{len(reals)} real servers up"
+            + (f", down: {', '.join(down)}" if down else "")
+            + (", on the sorry server" if vs["on_sorry_server"] else "")
+        )
     return "\n".join([header, *lines, *extra])
 
 
