@@ -174,9 +174,11 @@ def test_virtual_server_on_two_directors(lab_lvs: Lab, kind: str) -> None:
     assert took <= bound
     assert time.monotonic() - started <= bound + 0.5
     assert lvs(a1)["scheduled"] == [f"{rs_ip(kind, 'n4')}:80"]
-    table = lab["n1"].run(
-        sys.executable, "-m", "vrrp_agent.cli", "status", "-c", str(a1.config_path)
-    ).stdout
+    table = (
+        lab["n1"]
+        .run(sys.executable, "-m", "vrrp_agent.cli", "status", "-c", str(a1.config_path))
+        .stdout
+    )
     assert f"1/2 real servers up, down: {rs_ip(kind, 'n3')}:80" in table, table
     assert served(requests(lab, 10)) == Counter({"web4": 10})
     # The backup checks too, so it would take over with the same view.
