@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """make demo: a local lab of systemd containers, deployed with site.yml, then
-one failover and one failback drilled and timed. The lab stays up;
-`make demo-down` removes it.
+one failover and one failback drilled and timed. With lvs_nginx, the requests
+the client sends through the VIP are counted per real server, before and after
+a real server's nginx stops and starts again, and through whichever director
+holds the VIP. The lab stays up; `make demo-down` removes it.
 
     lab/demo.py up [master_backup|dual_master|lvs_nginx]
     lab/demo.py down
@@ -36,8 +38,18 @@ TOPOLOGIES = {
         "nodes": ["director1", "director2"],
         "real_servers": ["web1", "web2"],
         "vips": [f"{PREFIX}.200/24"],
+        # Real-server checks quick enough to watch: a stopped nginx is out of the
+        # schedule within delay_loop + (retry + 1) * connect_timeout
+        # + retry * delay_before_retry = 2 + 2 * 1 + 1 * 1 = 5 s.
+        "vars": {
+            "vrrp_lvs_delay_loop": 2,
+            "vrrp_lvs_connect_timeout": 1,
+            "vrrp_lvs_retry": 1,
+            "vrrp_lvs_delay_before_retry": 1,
+        },
     },
 }
+REQUESTS = 10  # requests per look at the balancing
 ADDRESS = {"node1": 11, "node2": 12, "director1": 31, "director2": 32,
            "web1": 41, "web2": 42, "client": 50}  # fmt: skip
 REAL_SERVER_SYSCTLS = [
@@ -69,6 +81,30 @@ def holders(nodes: list[str], vip: str) -> list[str]:
             if vip in addrs:
                 out.append(n)
     return out
+
+
+def spread(vip: str, n: int = REQUESTS) -> str:
+    """`n` requests from the client through `vip`, each on a new connection:
+    how many each real server answered."""
+    r = podman(
+        "exec", container_name("client"), "sh", "-c",
+        f'for i in $(seq {n}); do curl -s -m 2 http://{vip}/ || echo "(failed)"; echo; done',
+    )  # fmt: skip
+    pages = [line.strip() for line in r.stdout.splitlines() if line.strip()]
+    counts = {p: pages.count(p) for p in sorted(set(pages))}
+    return ", ".join(f"{p!r} x{c}" for p, c in counts.items())
+
+
+def virtual_server(node: str, vip: str) -> dict:
+    """`node`'s agent's view of the virtual server on `vip` (status --json)."""
+    r = podman(
+        "exec", container_name(node), "/opt/vrrp-agent/bin/vrrp-agent", "status", "--json",
+        check=False,
+    )  # fmt: skip
+    if r.returncode != 0:
+        return {}
+    servers = json.loads(r.stdout).get("virtual_servers", [])
+    return next((v for v in servers if v["virtual_server"].startswith(f"{vip}:")), {})
 
 
 def wait_for(pred, timeout: float) -> float:  # noqa: ANN001 - a small script
@@ -120,6 +156,7 @@ def up(topology: str) -> None:
                 "vrrp_topology": topology,
                 "vrrp_interface": "eth0",
                 "vrrp_vips": t["vips"],
+                **t.get("vars", {}),
             },
         }
     }
@@ -145,7 +182,19 @@ def up(topology: str) -> None:
     vip = vips[0]
     master = holders(nodes, vip)[0]
     backup = next(n for n in nodes if n != master)
-    http = topology != "lvs_nginx"  # the LVS data plane arrives with its own issue
+    lvs = topology == "lvs_nginx"
+    if lvs:
+        real_server_drill(master, vip, t["real_servers"])
+
+    def client_view() -> None:
+        if lvs:
+            print(f"    client: {REQUESTS} x curl http://{vip}/ -> {spread(vip)}")
+        else:
+            page = podman(
+                "exec", container_name("client"), "curl", "-s", "-m", "2", f"http://{vip}/"
+            ).stdout.strip()
+            print(f"    client: curl http://{vip}/ -> {page!r}")
+
     say(f"failover drill: freezing {master} (podman pause); {backup} should take {vip}")
     podman("pause", container_name(master))
     took = wait_for(lambda: backup in holders(nodes, vip), 30)
@@ -153,26 +202,53 @@ def up(topology: str) -> None:
         f"    {vip} moved to {backup} after {took:.2f}s "
         "(the bound is Master_Down: 3.61 s at priority 100 with 1 s adverts)"
     )
-    if http:
-        page = podman(
-            "exec", container_name("client"), "curl", "-s", "-m", "2", f"http://{vip}/"
-        ).stdout.strip()
-        print(f"    client: curl http://{vip}/ -> {page!r}")
+    if lvs:
+        print(f"    {backup} balances now ({master} is frozen):")
+    client_view()
     say(f"failback drill: thawing {master}; it has the higher priority and takes {vip} back")
     podman("unpause", container_name(master))
     back = wait_for(lambda: holders(nodes, vip) == [master], 30)
     print(f"    {vip} back on {master} after {back:.2f}s")
-    if http:
-        page = podman(
-            "exec", container_name("client"), "curl", "-s", "-m", "2", f"http://{vip}/"
-        ).stdout.strip()
-        print(f"    client: curl http://{vip}/ -> {page!r}")
+    client_view()
 
     say("the lab is still running; try:")
     print(f"    podman exec {container_name(master)} /opt/vrrp-agent/bin/vrrp-agent status")
     print(f"    podman exec {container_name(master)} systemctl stop vrrp-agent")
+    if lvs:
+        web = t["real_servers"][0]
+        print(f"    podman exec {container_name(web)} systemctl stop nginx")
     print(f"    podman exec {container_name('client')} curl -s http://{vip}/")
     print("    make demo-down    # remove it")
+
+
+def real_server_drill(director: str, vip: str, real_servers: list[str]) -> None:
+    """Show the balancing, then stop and start the first real server's nginx."""
+    web = real_servers[0]
+    web_ip = f"{PREFIX}.{ADDRESS[web]}"
+
+    def state() -> tuple[str | None, list[str]]:
+        vs = virtual_server(director, vip)
+        rs = vs.get("real_servers", {}).get(f"{web_ip}:80", {})
+        return rs.get("state"), vs.get("scheduled", [])
+
+    wait_for(lambda: len(virtual_server(director, vip).get("scheduled", [])) == 2, 30)
+    vs = virtual_server(director, vip)
+    say(f"{director} balances {vs['virtual_server']} ({vs['lb_kind']}, {vs['lb_algo']}, "
+        f"{vs['data_plane']}) over {', '.join(vs['scheduled'])}")  # fmt: skip
+    print(f"    client: {REQUESTS} x curl http://{vip}/ -> {spread(vip)}")
+
+    say(f"real-server drill: stopping nginx on {web}; {director}'s checker takes it out")
+    podman("exec", container_name(web), "systemctl", "stop", "nginx")
+    took = wait_for(lambda: state()[0] == "DOWN" and f"{web_ip}:80" not in state()[1], 60)
+    print(
+        f"    {web} DOWN after {took:.2f}s (the bound is delay_loop + (retry + 1) x "
+        "connect_timeout + retry x delay_before_retry: 5 s here)"
+    )
+    print(f"    client: {REQUESTS} x curl http://{vip}/ -> {spread(vip)}")
+    podman("exec", container_name(web), "systemctl", "start", "nginx")
+    back = wait_for(lambda: state()[0] == "UP" and f"{web_ip}:80" in state()[1], 60)
+    print(f"    {web} UP and scheduled again after {back:.2f}s (next check: delay_loop, 2 s)")
+    print(f"    client: {REQUESTS} x curl http://{vip}/ -> {spread(vip)}")
 
 
 def down(quiet: bool = False) -> None:

@@ -50,14 +50,26 @@ def addresses(node: str) -> set[str] | None:
     return {a["local"] for link in json.loads(r.stdout) for a in link.get("addr_info", [])}
 
 
-def holders(vip: str) -> list[str]:
-    return [n for n in NODES if vip in (addresses(n) or set())]
+def mac(node: str) -> str:
+    return host(node).file("/sys/class/net/eth0/address").content_string.strip()
 
 
-def held(vips: Sequence[str]) -> dict[str, list[str]]:
+def neighbour(node: str, ip: str) -> str | None:
+    """The MAC address `node` sends to for `ip` now (its ARP/ND entry), if any:
+    which node a client's packets to a VIP actually reach."""
+    r = host(node).run(f"ip -j neigh show to {ip} dev eth0")
+    entries = json.loads(r.stdout or "[]") if r.rc == 0 else []
+    return next((e["lladdr"] for e in entries if "lladdr" in e), None)
+
+
+def holders(vip: str, nodes: Sequence[str] = NODES) -> list[str]:
+    return [n for n in nodes if vip in (addresses(n) or set())]
+
+
+def held(vips: Sequence[str], nodes: Sequence[str] = NODES) -> dict[str, list[str]]:
     """Who holds each of `vips`, from one exec per node (`holders` costs one per VIP)."""
-    addrs = {n: addresses(n) or set() for n in NODES}
-    return {v: [n for n in NODES if v in addrs[n]] for v in vips}
+    addrs = {n: addresses(n) or set() for n in nodes}
+    return {v: [n for n in nodes if v in addrs[n]] for v in vips}
 
 
 def watch_vips(
@@ -113,10 +125,39 @@ def page(vip: str) -> str:
     return r.stdout.strip()
 
 
+ANSWERS = """
+import sys, urllib.request
+url, n = sys.argv[1], int(sys.argv[2])
+for _ in range(n):
+    try:
+        print(urllib.request.urlopen(url, timeout=2).read().decode().strip())
+    except Exception as err:
+        print(f"failed: {type(err).__name__}")
+"""
+
+
+def answers(vip: str, n: int) -> list[str]:
+    """`n` HTTP requests from the client through `vip`, one after the other, each
+    on a fresh connection (new source port): the pages, or `failed: ...`."""
+    r = host("client").run("python3 -c %s %s %s", ANSWERS, f"http://{vip}/", str(n))
+    assert r.rc == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def spread(bodies: Sequence[str], expected: Sequence[str]) -> dict[str, int]:
+    """Round robin over `expected` (the pages of the scheduled real servers):
+    nothing failed and each got its share of the requests, give or take one."""
+    counts = {b: bodies.count(b) for b in sorted(set(bodies))}
+    assert set(counts) == set(expected), f"answered by {counts}, expected {sorted(expected)}"
+    share = len(bodies) / len(expected)
+    assert all(abs(c - share) <= 1 for c in counts.values()), f"{counts}: not round robin"
+    return counts
+
+
 PROBE = """
 import json, os, sys, time, urllib.request
 url, seconds, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-rows, t0 = [], time.monotonic()
+rows, t0, wall = [], time.monotonic(), time.time()
 while (t := time.monotonic() - t0) < seconds:
     try:
         body = urllib.request.urlopen(url, timeout=0.3).read().decode().strip()
@@ -126,7 +167,7 @@ while (t := time.monotonic() - t0) < seconds:
     rows.append([round(t, 3), ok, body])
     time.sleep(0.05)
 with open(out + ".tmp", "w") as f:
-    json.dump(rows, f)
+    json.dump({"wall": wall, "rows": rows}, f)
 os.rename(out + ".tmp", out)
 """
 
@@ -145,7 +186,7 @@ class Probe:
         podman("exec", "-d", "client", "python3", "-c", PROBE, f"http://{vip}/", str(seconds), out)
         return cls(vip, seconds, out)
 
-    def rows(self) -> list[list]:
+    def record(self) -> dict:
         wait_for(
             "the probe to finish",
             lambda: host("client").file(self.out).exists,
@@ -153,6 +194,17 @@ class Probe:
             0.2,
         )
         return json.loads(host("client").file(self.out).content_string)
+
+    def rows(self) -> list[list]:
+        """[seconds since the probe started, ok, page or error] per request."""
+        return self.record()["rows"]
+
+    def since(self, wall: float) -> list[list]:
+        """The rows from `wall` (a time.time() taken here: the containers share
+        the host's clock) on, timed from it."""
+        record = self.record()
+        shift = wall - record["wall"]
+        return [[round(t - shift, 3), ok, body] for t, ok, body in record["rows"] if t >= shift]
 
     def downtime(self) -> tuple[float, list[str]]:
         """The longest gap between two successful probes, and who answered."""
@@ -248,7 +300,36 @@ def make_master(vip: str, node: str, other: str) -> None:
     drill's check may still be rising) and the VIP on `node` only (a graceful
     restart of `other` hands it over)."""
     wait_for("both nodes healthy", lambda: healthy(node) and healthy(other), 15, 0.2)
-    if holders(vip) != [node]:
+    pair = (node, other)
+    if holders(vip, pair) != [node]:
         r = host(other).run("systemctl restart vrrp-agent")
         assert r.rc == 0, r.stderr
-        wait_for(f"{vip} on {node} only", lambda: holders(vip) == [node], 10)
+        wait_for(f"{vip} on {node} only", lambda: holders(vip, pair) == [node], 10)
+
+
+def settled(rows: Sequence[Sequence], good: Callable[[bool, str], bool]) -> float:
+    """When a probe's record (`Probe.since`) settled: the time of the last
+    request that was not `good(ok, page)`, 0.0 if none; every later one was."""
+    bad = [t for t, ok, body in rows if not good(ok, body)]
+    return bad[-1] if bad else 0.0
+
+
+# ---------------------------------------------------------------- virtual servers
+
+
+def real_server_down_bound(
+    delay_loop: float, connect_timeout: float, retry: int, delay_before_retry: float
+) -> float:
+    """keepalived's checker: a real server that stops answering just after a
+    passing check is tried again `delay_loop` later, that attempt and `retry`
+    retries each take up to `connect_timeout`, `delay_before_retry` apart; then
+    it is DOWN and leaves the schedule."""
+    return delay_loop + (retry + 1) * connect_timeout + retry * delay_before_retry
+
+
+def virtual_server(node: str, vip: str, port: int = 80) -> dict:
+    """`node`'s status of the virtual server on vip:port."""
+    servers = agent_status(node)["virtual_servers"]
+    found = [v for v in servers if v["virtual_server"].startswith(f"{vip}:{port}/")]
+    assert len(found) == 1, f"{vip}:{port} in {servers}"
+    return found[0]

@@ -107,6 +107,7 @@ def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) ->
         rs = inv["all"]["children"]["real_servers"]["hosts"]
         [vs] = cfg["virtual_servers"]
         assert [r["ip"] for r in vs["real_servers"]] == [h["ansible_host"] for h in rs.values()]
+        assert vs["real_servers"][0]["HTTP_GET"]["url"] == {"path": "/", "status_code": 200}
         assert "vrrp_scripts" not in cfg
     else:
         assert cfg["vrrp_scripts"]["chk_http"]["script"] == (

@@ -125,6 +125,7 @@ def test_dual_master_assignment_can_be_overridden() -> None:
 
 
 DUAL = {"topology": "dual_master", "vips": ["192.0.2.101/24", "192.0.2.102/24"]}
+LVS = {"topology": "lvs_nginx", "vips": ["192.0.2.200/24"], "health_checks": []}
 
 
 def test_dual_master_shared_is_the_default_and_names_no_pair() -> None:
@@ -201,6 +202,32 @@ def test_lvs_nginx_builds_a_virtual_server_over_the_real_servers() -> None:
     )
     assert [r["ip"] for r in vs[0]["real_servers"]] == ["192.0.2.41", "192.0.2.42"]
     assert "track_script" not in p["lb1"]["instances"]["VI_1"]
+    # nginx's page is what a client gets: each real server is checked by fetching it.
+    assert vs[0]["delay_loop"] == 6
+    assert vs[0]["real_servers"][0]["HTTP_GET"] == {
+        "url": {"path": "/", "status_code": 200},
+        "connect_timeout": 3,
+        "retry": 3,
+        "delay_before_retry": 3,
+    }
+
+
+def test_lvs_checker_kind_and_timings_come_from_the_inventory() -> None:
+    s = settings(
+        topology="lvs_nginx",
+        vips=["192.0.2.200/24"],
+        health_checks=[],
+        lvs_check="TCP_CHECK",
+        lvs_delay_loop=1,
+        lvs_connect_timeout=0.5,
+        lvs_retry=1,
+        lvs_delay_before_retry=0.5,
+    )
+    [vs] = plans(nodes(), s, RS)["lb2"]["virtual_servers"]
+    assert vs["delay_loop"] == 1
+    for rs in vs["real_servers"]:
+        assert "HTTP_GET" not in rs
+        assert rs["TCP_CHECK"] == {"connect_timeout": 0.5, "retry": 1, "delay_before_retry": 0.5}
 
 
 @pytest.mark.parametrize("check", ["http", "tcp", "process", "systemd", "container"])
@@ -274,6 +301,21 @@ def test_every_named_check_is_derivable(check: str) -> None:
          "vrrp_arbiter_ips[0]: 2001:db8::1 is IPv6, and ARP probes are IPv4 only (set vrrp_arbiter_method: icmp) (host lb1)"),
         ({"arbiter_method": "ping"}, None, None,
          "vrrp_arbiter_method: 'ping' is not one of icmp, arp (host lb1)"),
+        ({**LVS, "lvs_kind": "TUN"}, None, None, "vrrp_lvs_kind: 'TUN' is not one of DR, NAT (host lb1)"),
+        ({**LVS, "lvs_check": "SSL_GET"}, None, None,
+         "vrrp_lvs_check: 'SSL_GET' is not one of HTTP_GET, TCP_CHECK (host lb1)"),
+        ({**LVS, "lvs_check_url": "health"}, None, None,
+         "vrrp_lvs_check_url: must be a path starting with '/', got 'health' (host lb1)"),
+        ({**LVS, "lvs_check_status_code": 99}, None, None,
+         "vrrp_lvs_check_status_code: must be an HTTP status 100..599, got 99 (host lb1)"),
+        ({**LVS, "lvs_delay_loop": 0}, None, None,
+         "vrrp_lvs_delay_loop: must be a positive number of seconds, got 0 (host lb1)"),
+        ({**LVS, "lvs_connect_timeout": "3"}, None, None,
+         "vrrp_lvs_connect_timeout: must be a positive number of seconds, got '3' (host lb1)"),
+        ({**LVS, "lvs_retry": -1}, None, None,
+         "vrrp_lvs_retry: must be a whole number 0 or more, got -1 (host lb1)"),
+        ({**LVS, "lvs_delay_before_retry": -1}, None, None,
+         "vrrp_lvs_delay_before_retry: must be 0 or more seconds, got -1 (host lb1)"),
     ],
 )  # fmt: skip
 def test_preflight_names_the_variable_and_the_host(kw, ns, rs, expected) -> None:

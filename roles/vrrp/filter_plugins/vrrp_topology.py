@@ -33,6 +33,10 @@ VIP_COUNT = {"master_backup": (1, 1), "dual_master": (2, 2), "lvs_nginx": (1, 25
 STATES = ("MASTER", "BACKUP")
 DUAL_MASTER_MODES = ("shared", "exclusive")
 ARBITER_METHODS = ("icmp", "arp")
+# The real-server checkers the role renders (keepalived's names); nginx serves
+# plain HTTP, so SSL_GET has nothing to check and MISC_CHECK needs a script.
+LVS_CHECKS = ("HTTP_GET", "TCP_CHECK")
+LVS_KINDS = ("DR", "NAT")
 
 
 def _is_int(v: Any) -> bool:
@@ -264,7 +268,55 @@ def vrrp_problems(
                     f"vrrp_real_servers_group: real server {rs['name']} has no address on "
                     f"{interface} (set vrrp_real_server_ip) {at}"
                 )
+        _lvs_problems(p, settings, at)
     return p
+
+
+def _lvs_problems(p: list[str], settings: dict[str, Any], at: str) -> None:
+    """The virtual server's settings (lvs_nginx only: elsewhere they are unused)."""
+    kind = settings.get("lvs_kind", "DR")
+    if kind not in LVS_KINDS:
+        p.append(f"vrrp_lvs_kind: {kind!r} is not one of {', '.join(LVS_KINDS)} {at}")
+    check = settings.get("lvs_check", "HTTP_GET")
+    if check not in LVS_CHECKS:
+        p.append(f"vrrp_lvs_check: {check!r} is not one of {', '.join(LVS_CHECKS)} {at}")
+    url = settings.get("lvs_check_url", "/")
+    if check == "HTTP_GET" and (not isinstance(url, str) or not url.startswith("/")):
+        p.append(f"vrrp_lvs_check_url: must be a path starting with '/', got {url!r} {at}")
+    status = settings.get("lvs_check_status_code", 200)
+    if not _is_int(status) or not 100 <= status <= 599:
+        p.append(
+            f"vrrp_lvs_check_status_code: must be an HTTP status 100..599, got {status!r} {at}"
+        )
+    for key in ("lvs_delay_loop", "lvs_connect_timeout"):
+        value = settings.get(key)
+        if not _is_number(value) or value <= 0:
+            p.append(f"vrrp_{key}: must be a positive number of seconds, got {value!r} {at}")
+    retry = settings.get("lvs_retry")
+    if not _is_int(retry) or retry < 0:
+        p.append(f"vrrp_lvs_retry: must be a whole number 0 or more, got {retry!r} {at}")
+    delay = settings.get("lvs_delay_before_retry")
+    if not _is_number(delay) or delay < 0:
+        p.append(f"vrrp_lvs_delay_before_retry: must be 0 or more seconds, got {delay!r} {at}")
+
+
+def _lvs_checker(settings: dict[str, Any]) -> dict[str, Any]:
+    """One real server's checker, keepalived's keywords. A real server is DOWN
+    at most delay_loop + (retry + 1) * connect_timeout + retry * delay_before_retry
+    after it stops answering, and UP again at the first check that passes."""
+    kind = settings.get("lvs_check", "HTTP_GET")
+    checker: dict[str, Any] = {}
+    if kind == "HTTP_GET":
+        checker["url"] = {
+            "path": settings.get("lvs_check_url", "/"),
+            "status_code": settings.get("lvs_check_status_code", 200),
+        }
+    checker.update(
+        connect_timeout=settings.get("lvs_connect_timeout", 3),
+        retry=settings.get("lvs_retry", 3),
+        delay_before_retry=settings.get("lvs_delay_before_retry", 3),
+    )
+    return {kind: checker}
 
 
 def _dual_master_problems(p: list[str], settings: dict[str, Any], at: str) -> bool:
@@ -476,6 +528,7 @@ def vrrp_plan(
     virtual_servers: list[dict[str, Any]] = []
     if topology == "lvs_nginx":
         port = settings.get("lvs_port", 80)
+        checker = _lvs_checker(settings)
         for vip_text in settings["vips"]:
             vip = _parse_vip(vip_text)
             assert vip is not None
@@ -489,16 +542,7 @@ def vrrp_plan(
                     "delay_loop": settings.get("lvs_delay_loop", 6),
                     "persistence_timeout": settings.get("lvs_persistence_timeout", 0),
                     "real_servers": [
-                        {
-                            "ip": str(rs["address"]),
-                            "port": port,
-                            "weight": 1,
-                            "TCP_CHECK": {
-                                "connect_timeout": 3,
-                                "retry": 3,
-                                "delay_before_retry": 3,
-                            },
-                        }
+                        {"ip": str(rs["address"]), "port": port, "weight": 1, **checker}
                         for rs in real_servers or []
                     ],
                 }
