@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
 
 
-def _import_codecs() -> tuple[type, type]:
+def load_pyroute2_modules(*names: str) -> list[types.ModuleType]:
+    """Import pyroute2 submodules without running pyroute2's package __init__
+    (see above); also used by the IPVS data plane."""
     installed_stub = False
     if "pyroute2" not in sys.modules:
         spec = importlib.util.find_spec("pyroute2")
@@ -31,14 +33,17 @@ def _import_codecs() -> tuple[type, type]:
         sys.modules["pyroute2"] = stub
         installed_stub = True
     try:
-        from pyroute2.netlink import nlmsgerr
-        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+        return [importlib.import_module(name) for name in names]
     finally:
         if installed_stub:
             # A later plain `import pyroute2` (tests do) then runs the real __init__,
             # reusing the submodules loaded here.
             del sys.modules["pyroute2"]
-    return ifaddrmsg, nlmsgerr
+
+
+def _import_codecs() -> tuple[type, type]:
+    netlink, ifaddr = load_pyroute2_modules("pyroute2.netlink", "pyroute2.netlink.rtnl.ifaddrmsg")
+    return ifaddr.ifaddrmsg, netlink.nlmsgerr
 
 
 _ifaddrmsg, _nlmsgerr = _import_codecs()

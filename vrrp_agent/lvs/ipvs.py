@@ -31,16 +31,12 @@ from __future__ import annotations
 
 import errno
 import functools
-import importlib
-import importlib.util
 import itertools
 import logging
 import os
 import socket
 import struct
 import subprocess
-import sys
-import types
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
@@ -244,32 +240,14 @@ def diff(
 # ------------------------------------------------------------ netlink I/O
 
 
-def _load_pyroute2_modules(*names: str) -> list[types.ModuleType]:
-    """Import pyroute2 submodules without running pyroute2's package __init__,
-    which loads every socket class (see vrrp_agent.io.netlink)."""
-    installed_stub = False
-    if "pyroute2" not in sys.modules:
-        spec = importlib.util.find_spec("pyroute2")
-        if spec is None or spec.submodule_search_locations is None:
-            raise ImportError("pyroute2 is not installed")
-        stub = types.ModuleType("pyroute2")
-        stub.__path__ = list(spec.submodule_search_locations)
-        stub.__spec__ = spec
-        sys.modules["pyroute2"] = stub
-        installed_stub = True
-    try:
-        return [importlib.import_module(name) for name in names]
-    finally:
-        if installed_stub:
-            del sys.modules["pyroute2"]
-
-
 @functools.cache
 def codecs() -> tuple[Any, Any, Any]:
     """(ipvsmsg, ctrlmsg, nlmsgerr). Loaded on first use, not at import:
     `vrrp-agent validate` imports this module for SCHEDULERS alone, and the
     generic netlink package pulls in asyncio (~50 ms)."""
-    netlink, generic_ipvs = _load_pyroute2_modules(
+    from vrrp_agent.io.netlink import load_pyroute2_modules
+
+    netlink, generic_ipvs = load_pyroute2_modules(
         "pyroute2.netlink", "pyroute2.netlink.generic.ipvs"
     )
     return generic_ipvs.ipvsmsg, netlink.ctrlmsg, netlink.nlmsgerr
