@@ -5,7 +5,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: all test deps lab-deps image venv lint unit ansible netns molecule demo demo-down clean
+.PHONY: all test deps lab-deps image venv lint unit ansible netns molecule demo demo-down clean \
+	bench bench-deps bench-lvs
 
 all: test
 
@@ -74,6 +75,21 @@ demo: venv image
 
 demo-down:
 	$(PYTHON) lab/demo.py down
+
+# Benchmarks: timing lives here, never in `make test`. Run as root on an
+# otherwise idle machine; results go to bench/results/.
+bench: bench-lvs
+
+bench-deps:
+	@scripts/bench-deps.sh
+
+# Requests per second through the nftables LVS data plane (NAT, DR) against
+# direct requests to the real servers, with wrk and nginx in namespaces (~5 min).
+# A quick look without touching the results: BENCH_ARGS='--duration 2 --out-dir /tmp/b'.
+BENCH_ARGS ?=
+bench-lvs: bench-deps venv
+	@[ "$$(id -u)" -eq 0 ] || { echo "make bench-lvs needs root (network namespaces, nftables)" >&2; exit 1; }
+	$(BIN)/python -m bench.lvs_throughput $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench-*`): timing lives here, never in the test suites."""
