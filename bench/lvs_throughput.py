@@ -40,8 +40,6 @@ first run.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import datetime as dt
 import http.client
 import json
@@ -54,14 +52,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
 from bench import wrkstats
-from tests.netns.lab import Host, Lab, wait_for
+from tests.netns.lab import Host, Lab, inside, wait_for
 from vrrp_agent.config.model import RealServer, VirtualServer
 from vrrp_agent.lvs.nftables import NftablesPlane
 from vrrp_agent.lvs.plan import plan_service
@@ -127,28 +125,6 @@ ROWS = (
 
 
 # --- the lab -----------------------------------------------------------------------
-
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-@contextlib.contextmanager
-def inside(ns: str) -> Iterator[None]:
-    """Run this (single-threaded) process in namespace `ns` for the block:
-    sockets and subprocesses made meanwhile belong to it."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {ns}")
-        try:
-            yield
-        finally:
-            if _libc.setns(own, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back")
-    finally:
-        os.close(own)
-        os.close(target)
 
 
 def sysctl(host: Host, *settings: str) -> None:

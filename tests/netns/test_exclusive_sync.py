@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.netns.lab import Lab, sh, wait_for
+from tests.netns.lab import Agent, Lab, sh, wait_for
 from vrrp_agent.core.timers import master_down_interval, skew_time
 
 VIP1, VIP2 = "10.99.0.100", "10.99.0.101"
@@ -90,11 +90,8 @@ def exclusive_conf(home_first: bool, flag: Path) -> dict:
     }
 
 
-def placed(lab: Lab, s: Sampler, vip1_on: str, vip2_on: str) -> bool:
-    return s.held(vip1_on) == {VIP1} and s.held(vip2_on) == {VIP2}
-
-
-def test_exclusive_pair_swaps_on_one_check_failure_and_swaps_back(lab: Lab, flags: Path) -> None:
+def exclusive_pair(lab: Lab, flags: Path) -> tuple[Agent, Agent, Path, Path, Sampler]:
+    """Both nodes healthy, n1 home of VI_1 and n2 of VI_2, sampled from now on."""
     f1, f2 = flags / "n1", flags / "n2"
     f1.touch()
     f2.touch()
@@ -102,6 +99,15 @@ def test_exclusive_pair_swaps_on_one_check_failure_and_swaps_back(lab: Lab, flag
     a2 = lab.agent("n2", exclusive_conf(False, f2))
     s = Sampler(lab, ("n1", "n2"))
     s.start()
+    return a1, a2, f1, f2, s
+
+
+def placed(lab: Lab, s: Sampler, vip1_on: str, vip2_on: str) -> bool:
+    return s.held(vip1_on) == {VIP1} and s.held(vip2_on) == {VIP2}
+
+
+def test_exclusive_pair_swaps_on_one_check_failure_and_swaps_back(lab: Lab, flags: Path) -> None:
+    a1, a2, f1, f2, s = exclusive_pair(lab, flags)
     try:
         settle = master_down_interval(3, 100, ADVERT_INT) + 2
         wait_for("home placement", lambda: placed(lab, s, "n1", "n2"), settle + 2)
@@ -153,13 +159,7 @@ def test_exclusive_pair_swaps_on_one_check_failure_and_swaps_back(lab: Lab, flag
 
 
 def test_exclusive_survivor_keeps_its_own_vip_and_says_why(lab: Lab, flags: Path) -> None:
-    f1, f2 = flags / "n1", flags / "n2"
-    f1.touch()
-    f2.touch()
-    a1 = lab.agent("n1", exclusive_conf(True, f1))
-    a2 = lab.agent("n2", exclusive_conf(False, f2))
-    s = Sampler(lab, ("n1", "n2"))
-    s.start()
+    a1, a2, f1, f2, s = exclusive_pair(lab, flags)
     try:
         wait_for("home placement", lambda: placed(lab, s, "n1", "n2"), 5)
         assert a2.stop() == 0

@@ -20,8 +20,6 @@ deterministic (numgen counts connections) and the tests say so.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import sys
@@ -34,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import Host, Lab, wait_for
+from tests.netns.lab import Host, Lab, inside, wait_for
 from vrrp_agent.config.model import RealServer, SorryServer, VirtualServer
 from vrrp_agent.lvs.nftables import DR_TABLE_PREFIX, NAT_TABLE, NftablesPlane
 from vrrp_agent.lvs.plan import plan_service
@@ -88,28 +86,6 @@ for i in range(count):
 
 
 # --- running the plane inside the director's namespace -----------------------------
-
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-@contextlib.contextmanager
-def inside(ns: str) -> Iterator[None]:
-    """Run this (single-threaded) process in namespace `ns` for the block:
-    sockets and subprocesses made meanwhile belong to it."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {ns}")
-        try:
-            yield
-        finally:
-            if _libc.setns(own, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back")
-    finally:
-        os.close(own)
-        os.close(target)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from vrrp_agent.config.model import RealServer, SorryServer, VirtualServer
+from vrrp_agent.io.nlexchange import NLMSG_DONE, NLMSG_ERROR
 from vrrp_agent.lvs import ipvs
 from vrrp_agent.lvs.ipvs import IpvsPlane, IpvsUnavailable, codecs
 from vrrp_agent.lvs.plan import plan_service
@@ -136,7 +137,7 @@ class FakeIpvsKernel:
             return [self._error(data, err.errno)]
         if flags & ipvs.NLM_F_DUMP == ipvs.NLM_F_DUMP:
             # Several messages in one datagram, the end in the next, as dumps come.
-            done = struct.pack("=IHHIIi", 20, ipvs.NLMSG_DONE, NLM_F_MULTI, seq, 0, 0)
+            done = struct.pack("=IHHIIi", 20, NLMSG_DONE, NLM_F_MULTI, seq, 0, 0)
             return [b"".join(replies), done] if replies else [done]
         out = [b"".join(replies)] if replies else []
         if flags & ipvs.NLM_F_ACK:
@@ -147,7 +148,7 @@ class FakeIpvsKernel:
         # struct nlmsgerr: the error, then the request's header (payload capped)
         seq = struct.unpack_from("=IHHII", request)[3]
         body = struct.pack("=i", -code) + request[:16]
-        return struct.pack("=IHHII", 16 + len(body), ipvs.NLMSG_ERROR, NLM_F_CAPPED, seq, 0) + body
+        return struct.pack("=IHHII", 16 + len(body), NLMSG_ERROR, NLM_F_CAPPED, seq, 0) + body
 
     def _ctrl(self, data: bytes, seq: int) -> list[bytes]:
         _, ctrlmsg, _ = codecs()

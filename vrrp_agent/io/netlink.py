@@ -12,11 +12,12 @@ import errno
 import importlib.util
 import itertools
 import socket
-import struct
 import sys
 import types
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
+
+from vrrp_agent.io.nlexchange import NetlinkError, exchange
 
 
 def load_pyroute2_modules(*names: str) -> list[types.ModuleType]:
@@ -49,18 +50,11 @@ def _import_codecs() -> tuple[type, type]:
 _ifaddrmsg, _nlmsgerr = _import_codecs()
 
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
 IFA_F_SECONDARY = 0x01
 IFA_F_NODAD = 0x02
 # Tag our addresses (IFA_PROTO, Linux 6.1+) so `ip -d addr` shows who put them there.
 IFA_PROTO_VRRP_AGENT = 112
-
-_NLMSG_HDR = struct.Struct("=IHHII")
-
-
-class NetlinkError(OSError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,32 +82,7 @@ class Rtnl:
         self.sock.close()
 
     def _request(self, msg_type: int, flags: int, msg: object) -> list[bytes]:
-        seq = next(self._seq)
-        msg["header"]["type"] = msg_type  # type: ignore[index]
-        msg["header"]["flags"] = flags  # type: ignore[index]
-        msg["header"]["sequence_number"] = seq  # type: ignore[index]
-        msg.encode()  # type: ignore[attr-defined]
-        self.sock.send(msg.data)  # type: ignore[attr-defined]
-        replies: list[bytes] = []
-        while True:
-            data = self.sock.recv(1 << 16)
-            off = 0
-            while off + _NLMSG_HDR.size <= len(data):
-                length, typ, _flags, rseq, _pid = _NLMSG_HDR.unpack_from(data, off)
-                chunk = data[off : off + length]
-                off += (length + 3) & ~3
-                if rseq != seq:
-                    continue
-                if typ == NLMSG_DONE:
-                    return replies
-                if typ == NLMSG_ERROR:
-                    err = _nlmsgerr(chunk)
-                    err.decode()
-                    code = -err["error"]
-                    if code:
-                        raise NetlinkError(code, errno.errorcode.get(code, str(code)))
-                    return replies
-                replies.append(chunk)
+        return exchange(self.sock, msg, msg_type, flags, next(self._seq), _nlmsgerr)
 
     def addresses(
         self, ifindex: int | None = None, family: int = socket.AF_UNSPEC

@@ -33,7 +33,6 @@ import errno
 import functools
 import itertools
 import logging
-import os
 import socket
 import struct
 import subprocess
@@ -43,6 +42,7 @@ from ipaddress import IPv4Address, ip_address
 from typing import Any, Protocol
 
 from vrrp_agent.config.model import IPAddr, VirtualServer
+from vrrp_agent.io.nlexchange import NetlinkError, exchange
 from vrrp_agent.lvs.plan import ServicePlan
 
 log = logging.getLogger("vrrp_agent")
@@ -76,9 +76,7 @@ _PROTOCOL_NAMES = {n: name for name, n in PROTOCOLS.items()}
 NETLINK_GENERIC = 16  # not in Python's socket module
 GENL_ID_CTRL = 0x10
 CTRL_CMD_GETFAMILY = 3
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-_NLMSG_HDR = struct.Struct("=IHHII")
 
 # IPVS_SVC_ATTR_NETMASK is the persistence granularity. The kernel requires it
 # on every full service message. IPv4: a netmask. IPv6: a prefix length,
@@ -280,10 +278,6 @@ def modprobe_ip_vs() -> None:
         log.debug("modprobe ip_vs: %s", err)
 
 
-class NetlinkError(OSError):
-    pass
-
-
 class Genl:
     """One generic netlink conversation: request, collect replies, raise on error."""
 
@@ -296,36 +290,7 @@ class Genl:
         `flags`, either of which guarantees an end; return the raw replies
         before it. An error reply raises NetlinkError(errno)."""
         _, _, nlmsgerr = codecs()
-        seq = next(self._seq)
-        msg["header"]["type"] = msg_type
-        msg["header"]["flags"] = flags
-        msg["header"]["sequence_number"] = seq
-        msg.encode()
-        self.sock.send(bytes(msg.data))
-        replies: list[bytes] = []
-        while True:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                raise NetlinkError(errno.EIO, "netlink socket closed")
-            off = 0
-            while off + _NLMSG_HDR.size <= len(data):
-                length, typ, _flags, rseq, _pid = _NLMSG_HDR.unpack_from(data, off)
-                if length < _NLMSG_HDR.size:
-                    raise NetlinkError(errno.EIO, "malformed netlink reply")
-                chunk = data[off : off + length]
-                off += (length + 3) & ~3
-                if rseq != seq:
-                    continue
-                if typ == NLMSG_DONE:
-                    return replies
-                if typ == NLMSG_ERROR:
-                    err = nlmsgerr(chunk)
-                    err.decode()
-                    code = -err["error"]
-                    if code:
-                        raise NetlinkError(code, os.strerror(code))
-                    return replies
-                replies.append(chunk)
+        return exchange(self.sock, msg, msg_type, flags, next(self._seq), nlmsgerr)
 
     def family_id(self, name: str) -> int:
         _, ctrlmsg, _ = codecs()
