@@ -44,11 +44,8 @@ import datetime as dt
 import http.client
 import json
 import os
-import platform
-import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrkstats
+from bench.machine import describe, load
 from tests.netns.lab import Host, Lab, inside, wait_for
 from vrrp_agent.config.model import RealServer, VirtualServer
 from vrrp_agent.lvs.nftables import NftablesPlane
@@ -395,42 +393,9 @@ def _round(x: float | None) -> float | None:
 # --- the machine -------------------------------------------------------------------
 
 
-def _first_line(args: Sequence[str]) -> str:
-    if not shutil.which(args[0]):
-        return "not installed"
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
-    return ((proc.stdout or "") + (proc.stderr or "")).strip().splitlines()[0]
-
-
 def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
-    mhz = re.search(r"^cpu MHz\s*:\s*(.*)$", cpuinfo, re.M)
-    mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": model.group(1).strip() if model else "unknown",
-        "cpu_mhz": float(mhz.group(1)) if mhz else None,
-        "mem_gib": round(int(mem.group(1)) / 2**20, 1) if mem else None,
-        "kernel": platform.release(),
-        "nft": _first_line(["nft", "--version"]),
-        "nginx": _first_line(["nginx", "-v"]),
-        "wrk": _first_line(["wrk", "-v"]).split(" Copyright")[0],
-        "python": platform.python_version(),
-    }
-
-
-def load() -> dict[str, Any]:
-    """How busy the machine is apart from us: load average, other engineers'
-    molecule runs, and podman's conmon processes (one per running container
-    and per `podman exec` in progress)."""
-    mol = subprocess.run(["pgrep", "-f", "molecule"], capture_output=True, text=True, check=False)
-    conmon = subprocess.run(["pgrep", "-c", "conmon"], capture_output=True, text=True, check=False)
-    return {
-        "loadavg_1m": float(Path("/proc/loadavg").read_text().split()[0]),
-        "molecule_running": bool(mol.stdout.strip()),
-        "podman_conmon": int(conmon.stdout.strip() or 0),
-    }
+    m = describe({"nft": ["nft", "--version"], "nginx": ["nginx", "-v"], "wrk": ["wrk", "-v"]})
+    return {**m, "wrk": m["wrk"].split(" Copyright")[0]}
 
 
 # --- the report --------------------------------------------------------------------
