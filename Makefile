@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: all test deps lab-deps image venv lint unit ansible netns molecule demo demo-down clean \
-	bench bench-deps bench-lvs
+	bench bench-deps bench-venv bench-failover bench-lvs
 
 all: test
 
@@ -77,8 +77,26 @@ demo-down:
 	$(PYTHON) lab/demo.py down
 
 # Benchmarks: timing lives here, never in `make test`. Run as root on an
-# otherwise idle machine; results go to bench/results/.
-bench: bench-lvs
+# otherwise idle machine; results go to bench/results/ (~16 min in all).
+bench: bench-failover bench-lvs
+
+# The agent and matplotlib (for the failover timeline), not the test tools:
+# the benchmarks need no more, and a clean machine is ready sooner.
+$(BIN)/.bench-installed: pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
+
+bench-venv: deps $(BIN)/.bench-installed
+
+# Our agent against keepalived on identical configurations in namespaces:
+# failover, handover, reclaim, client outage, 255 VRIDs, PSS, CPU, start-up
+# (~11 min). A quick look without touching the results:
+# BENCH_FAILOVER_ARGS='--repetitions 2 --cpu-windows 1 --out-dir /tmp/f'.
+BENCH_FAILOVER_ARGS ?=
+bench-failover: bench-venv
+	@[ "$$(id -u)" -eq 0 ] || { echo "make bench-failover needs root (network namespaces, raw sockets)" >&2; exit 1; }
+	$(BIN)/python -m bench.failover $(BENCH_FAILOVER_ARGS)
 
 bench-deps:
 	@scripts/bench-deps.sh
@@ -87,7 +105,7 @@ bench-deps:
 # direct requests to the real servers, with wrk and nginx in namespaces (~5 min).
 # A quick look without touching the results: BENCH_ARGS='--duration 2 --out-dir /tmp/b'.
 BENCH_ARGS ?=
-bench-lvs: bench-deps venv
+bench-lvs: bench-deps bench-venv
 	@[ "$$(id -u)" -eq 0 ] || { echo "make bench-lvs needs root (network namespaces, nftables)" >&2; exit 1; }
 	$(BIN)/python -m bench.lvs_throughput $(BENCH_ARGS)
 
