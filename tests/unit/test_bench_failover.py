@@ -12,6 +12,7 @@ import pytest
 from bench import failover_stats as fs
 from bench import frames
 from bench.failover import METRICS, cpu_target, master_down
+from vrrp_agent.wire.checksum import internet_checksum
 
 # --- statistics ------------------------------------------------------------------------
 
@@ -248,7 +249,7 @@ def test_parse_addr_messages() -> None:
 
 def test_echo_request_and_reply() -> None:
     req = frames.echo_request(0x1234, 7)
-    assert frames.checksum(req) == 0  # a valid ICMP checksum sums to zero
+    assert internet_checksum(req) == 0  # a valid ICMP checksum sums to zero
     reply = bytes([0]) + req[1:]
     packet = ipv4(1, "10.99.0.100", "10.99.0.3", reply)
     assert frames.echo_reply_seq(packet, 0x1234) == 7
