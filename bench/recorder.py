@@ -66,12 +66,14 @@ class Recorder:
         self._by_seq: dict[int, int] = {}
         self.cond = threading.Condition()
         self._stop = False
+        self.error: BaseException | None = None
         self._capture = False
         self._drain = False
         self._probe: tuple[str, float] | None = None
         self._sources: dict[int, Callable[[float], None]] = {}
         self._fifo_rest: dict[str, bytes] = {}
         self._keep: list[int] = []
+        self._sockets: list[socket.socket] = []
         self._ident = os.getpid() & 0xFFFF
         self._next_probe = 0.0
 
@@ -81,6 +83,7 @@ class Recorder:
             nl.bind((0, RTMGRP_IPV4_IFADDR))
             nl.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             self._sources[nl.fileno()] = self._netlink_reader(nl, node)
+            self._sockets.append(nl)
             self.held[node] = set(lab[node].addresses())
         for node, path in fifos.items():
             if path.exists():
@@ -100,6 +103,7 @@ class Recorder:
         self.icmp.setblocking(False)
         self.packets.setblocking(False)
         self._sources[self.icmp.fileno()] = self._icmp_reader
+        self._sockets += [self.packets, self.icmp]
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="recorder", daemon=True)
         self._thread.start()
@@ -129,6 +133,8 @@ class Recorder:
         self._thread.join(5)
         for fd in self._keep:
             os.close(fd)
+        for sock in self._sockets:
+            sock.close()
 
     # ------------------------------------------------------------------- query
 
@@ -153,6 +159,7 @@ class Recorder:
         with self.cond:
             i = bisect.bisect_right(self.times, after)
             while True:
+                self._check()
                 while i < len(self.events):
                     if pred(self.events[i]):
                         return self.events[i]
@@ -167,6 +174,7 @@ class Recorder:
         deadline = time.monotonic() + timeout
         with self.cond:
             while not pred():
+                self._check()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
@@ -198,6 +206,19 @@ class Recorder:
         self.times.append(t)
 
     def _loop(self) -> None:
+        try:
+            self._run()
+        except BaseException as e:  # the waiters must hear of it, not time out
+            with self.cond:
+                self.error = e
+                self.cond.notify_all()
+            raise
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"the recorder thread failed: {self.error!r}") from self.error
+
+    def _run(self) -> None:
         while True:
             with self.cond:
                 if self._stop:
