@@ -25,10 +25,12 @@ One VIP, for each repetition:
   stop at once) right after one of its adverts, until n2 holds the VIP; the
   probes give the client's outage; then the port up and n1 back as master.
 
-255 VRIDs (one /32 VIP each), with probes and capture off:
+255 VRIDs (one /32 VIP each), without probes:
 - PSS (smaps_rollup, summed over every process of the implementation:
   keepalived runs a parent and a VRRP child) and CPU (utime + stime over
-  windows) on both nodes in steady state;
+  windows) on both nodes in steady state, with capture off;
+- the master's adverts captured for three intervals: how widely one round of
+  them is spread over the interval;
 - freeze n1 as above, at a random phase; the spread is the time between the
   first and the last VIP arriving on n2.
 """
