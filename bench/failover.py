@@ -324,7 +324,7 @@ class Bench:
         return self.rec.wait_event(
             f"an advert from {node}",
             lambda e: e.kind == "advert" and e.host == node and e.data["priority"] != 0,
-            self.rec.now(),
+            time.monotonic(),
             3 * advert_int + 2,
         )
 
@@ -667,7 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("make bench needs root (network namespaces, raw sockets)", file=sys.stderr)
         return 2
     if not shutil.which("keepalived"):
-        print("keepalived is not installed (make bench-deps installs it)", file=sys.stderr)
+        print("keepalived is not installed (make deps installs it)", file=sys.stderr)
         return 2
     # SIGTERM (a Ctrl-C from make, a timeout) unwinds like Ctrl-C: the
     # namespaces and daemons go away.

@@ -49,9 +49,6 @@ class Event:
 
 class Recorder:
     def __init__(self, lab: Lab, nodes: list[str], observer: str, fifos: dict[str, Path]) -> None:
-        self.lab = lab
-        self.nodes = nodes
-        self.observer = observer
         self.by_ip = {lab[n].ip4: n for n in lab.hosts}
         self.by_mac = {lab[n].mac(): n for n in lab.hosts}
         self.events: list[Event] = []
@@ -137,9 +134,6 @@ class Recorder:
             sock.close()
 
     # ------------------------------------------------------------------- query
-
-    def now(self) -> float:
-        return time.monotonic()
 
     def since(self, t: float) -> list[Event]:
         with self.cond:
