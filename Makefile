@@ -98,8 +98,10 @@ bench-failover: bench-venv
 	@[ "$$(id -u)" -eq 0 ] || { echo "make bench-failover needs root (network namespaces, raw sockets)" >&2; exit 1; }
 	$(BIN)/python -m bench.failover $(BENCH_FAILOVER_ARGS)
 
+# The tests' tools plus wrk and nginx (the benchmark runs its own nginx per
+# namespace; the system service the package sets up stays off).
 bench-deps:
-	@scripts/bench-deps.sh
+	@scripts/system-deps.sh wrk=wrk nginx=nginx
 
 # Requests per second through the nftables LVS data plane (NAT, DR) against
 # direct requests to the real servers, with wrk and nginx in namespaces (~5 min).

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Make sure the system tools the tests drive are present. As root on Debian or
-# Ubuntu, install what is missing; otherwise say exactly what to install.
+# Make sure the system tools the tests drive are present, plus any given as
+# CMD=PACKAGE arguments (`make bench-deps`: wrk=wrk nginx=nginx). As root on
+# Debian or Ubuntu, install what is missing; otherwise say exactly what to
+# install.
 set -euo pipefail
 
 # command -> Debian package
@@ -11,6 +13,10 @@ declare -A NEED=(
   [ping]=iputils-ping
   [tcpdump]=tcpdump
 )
+for pair in "$@"; do
+  [[ "$pair" == *=?* ]] || { echo "system-deps.sh: '$pair' is not CMD=PACKAGE" >&2; exit 2; }
+  NEED[${pair%%=*}]=${pair#*=}
+done
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 \
@@ -24,8 +30,16 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # keepalived's package starts a service we do not want running beside the tests.
-  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now keepalived >/dev/null 2>&1 || true; fi
+  # keepalived's and nginx's packages start services we do not want running
+  # beside the tests and benchmarks, which run their own per namespace.
+  for svc in keepalived nginx; do
+    [[ " ${missing[*]} " == *" $svc "* ]] || continue
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+  done
+  # Without systemd, nginx's init script has started it all the same.
+  if [[ " ${missing[*]} " == *" nginx "* ]] && [ -s /run/nginx.pid ]; then
+    kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+  fi
   exit 0
 fi
 echo "missing system packages: ${missing[*]}" >&2
