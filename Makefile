@@ -39,7 +39,7 @@ lint: venv
 	done
 
 unit: venv
-	$(PYTEST) -q tests/unit
+	$(PYTEST) -q tests/unit tests/roles tests/bench
 
 # site.yml's preflight and rendered configuration, against local-connection hosts.
 ansible: venv

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
+import check_argument_specs as checker
+
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "check_argument_specs", REPO / "scripts/check_argument_specs.py"
-)
-assert _spec is not None and _spec.loader is not None
-checker = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(checker)
 
 
 def test_every_role_is_in_step() -> None:

@@ -28,7 +28,7 @@ from subprocess import PIPE
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SLOW = 3.0  # seconds the slow fakes and handlers take: well past the timeouts used
 
 

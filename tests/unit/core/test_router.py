@@ -7,7 +7,7 @@ from ipaddress import ip_address
 
 import pytest
 
-from tests.unit.sim import PROPAGATION, VIP, Segment, params
+from tests.unit.core.sim import PROPAGATION, VIP, Segment, params
 from vrrp_agent.core import RemoveVips, Router, SendAdvert, State
 from vrrp_agent.core.timers import master_down_interval, skew_time
 from vrrp_agent.wire import AUTH_PASS, Advertisement

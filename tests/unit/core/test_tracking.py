@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.sim import Segment, params
+from tests.unit.core.sim import Segment, params
 from vrrp_agent.config.model import Script, TrackRef
 from vrrp_agent.core import SendAdvert, State
 from vrrp_agent.core.timers import master_down_interval

@@ -25,7 +25,7 @@ from vrrp_agent.config import (
     parse,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 FILE = "t.yml"
 VI = "vrrp_instances.VI_1"
 

@@ -6,21 +6,15 @@ that produced something the agent refuses fails here, not on a host.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+import vrrp_topology as topo
 import yaml
 
 from vrrp_agent.config import parse
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "vrrp_topology", REPO / "roles/vrrp/filter_plugins/vrrp_topology.py"
-)
-assert _spec is not None and _spec.loader is not None
-topo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(topo)
 
 
 def settings(**kw: object) -> dict:
