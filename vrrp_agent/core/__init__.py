@@ -1,7 +1,8 @@
 """Sans-I/O VRRP core: events and the current time in, actions out."""
 
 from vrrp_agent.core.actions import Action, AddVips, Announce, RemoveVips, SendAdvert, StateChanged
-from vrrp_agent.core.router import Router, RouterParams, State
+from vrrp_agent.core.router import Router, RouterParams
+from vrrp_agent.core.state import State
 
 __all__ = [
     "Action",

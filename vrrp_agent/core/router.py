@@ -3,6 +3,7 @@
 Every public method takes the current time and returns the actions the I/O
 layer must carry out, in order. Timers are plain deadlines in `self.timers`;
 the caller asks `next_deadline()` and calls `on_timer(now)` when it passes.
+What each event does in each state is in `router_states`, one class per state.
 
 The behaviour follows RFC 9568 section 6.4 (and RFC 3768 for VRRPv2), with
 keepalived's extensions where keepalived users expect them: `preempt_delay`,
@@ -12,10 +13,9 @@ the GARP repeat/refresh knobs.
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
 
 from vrrp_agent.core.actions import (
     Action,
@@ -25,39 +25,57 @@ from vrrp_agent.core.actions import (
     SendAdvert,
     StateChanged,
 )
+from vrrp_agent.core.router_states import (
+    MASTER_GONE,
+    PREEMPTING,
+    RESIGNED,
+    STATE_CLASSES,
+    RouterState,
+)
+from vrrp_agent.core.state import State
 from vrrp_agent.core.timers import (
+    ADVER,
+    GARP_DELAY,
+    GARP_REFRESH,
+    MASTER_DOWN,
+    PREEMPT,
     interval_from_wire,
     interval_on_wire,
     master_down_interval,
     skew_time,
 )
 from vrrp_agent.wire import AUTH_NONE, Advertisement
+from vrrp_agent.wire.addresses import IPAddr
 
-IPAddr = IPv4Address | IPv6Address
+# Names other modules import from here, although they are defined next door.
+__all__ = [
+    "ADVER",
+    "GARP_DELAY",
+    "GARP_REFRESH",
+    "MASTER_DOWN",
+    "MASTER_GONE",
+    "OWNER_PRIORITY",
+    "PREEMPT",
+    "PREEMPTING",
+    "RESIGNED",
+    "Router",
+    "RouterParams",
+    "State",
+    "Stats",
+    "Want",
+]
 
 OWNER_PRIORITY = 255
 
-# Timer names, also shown in `status` so an operator sees what the router waits for.
-MASTER_DOWN = "master_down"
-ADVER = "adver"
-PREEMPT = "preempt"
-GARP_DELAY = "garp_delay"
-GARP_REFRESH = "garp_refresh"
 
-
-# Why a gated backup wants to become master (see `Want`).
-PREEMPTING = "preempt"  # a live master with a lower priority is heard
-MASTER_GONE = "master_down"  # nobody has been heard for Master_Down_Interval
-RESIGNED = "resigned"  # the master left with priority 0
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Want:
     """A gated backup's claim to mastership, waiting for the agent to grant it.
 
     Sync groups, exclusive pairs and the arbiter decide across instances
     whether a backup may take over; the router only says that, by its own
-    protocol rules, it would.
+    protocol rules, it would. `kind` is one of `router_states`' PREEMPTING,
+    MASTER_GONE and RESIGNED.
     """
 
     kind: str
@@ -65,15 +83,10 @@ class Want:
     since: float
 
 
-class State(enum.StrEnum):
-    INIT = "INIT"
-    BACKUP = "BACKUP"
-    MASTER = "MASTER"
-    FAULT = "FAULT"
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RouterParams:
+    """One instance's protocol settings, fixed for the router's lifetime."""
+
     name: str
     vrid: int
     version: int
@@ -93,8 +106,10 @@ class RouterParams:
     garp_master_refresh_repeat: int = 1
 
 
-@dataclass(slots=True)
+@dataclass
 class Stats:
+    """Counters shown in `status`."""
+
     adverts_sent: int = 0
     adverts_received: int = 0
     became_master: int = 0
@@ -106,6 +121,14 @@ class Stats:
 
 
 class Router:
+    """One virtual router's data, timers and receive checks.
+
+    Its events (the methods under "events") return the actions to carry out;
+    what an event does depends on the state, so each is handed to the object
+    of the current state (`handler`, see `router_states`). Those objects act
+    through the methods under "for the states" and keep their own memory.
+    """
+
     def __init__(self, params: RouterParams) -> None:
         self.params = params
         self.state = State.INIT
@@ -116,22 +139,32 @@ class Router:
         self.master_priority: int | None = None
         self.master_adver_interval = params.advert_int
         self.last_reason = ""
-        # Why the master-down timer runs short, for the log when it fires.
-        self.resigned_by: str | None = None
         # Gated: becoming master needs the agent's consent (`take_over`).
         self.gated = False
         self.want: Want | None = None
-        # When a lower-priority master was last heard (and ignored to preempt it).
-        self.lower_seen_at: float | None = None
         # The priority in the last non-zero advert heard as a backup.
         self.last_seen_priority: int | None = None
-        # When we last re-announced as master over a lower-priority one.
-        self.lower_announced_at: float | None = None
         # How late the timer being handled fired (a frozen or starved process).
         self.timer_lateness = 0.0
         self.stats = Stats()
+        # One object per state, kept for the router's lifetime: a state's
+        # memory (who resigned, when a weaker master was heard) survives
+        # leaving it, as it did when that memory lived on the router.
+        self._states: dict[State, RouterState] = {
+            state: make(self) for state, make in STATE_CLASSES.items()
+        }
 
     # ----------------------------------------------------------------- derived
+
+    @property
+    def handler(self) -> RouterState:
+        """The object that handles events in the current state."""
+        return self._states[self.state]
+
+    @property
+    def is_owner(self) -> bool:
+        """The address owner (priority 255) is master at once and never adjusted."""
+        return self.params.priority == OWNER_PRIORITY
 
     @property
     def effective_priority(self) -> int:
@@ -139,7 +172,7 @@ class Router:
 
         An address owner (255) is not adjusted: it owns the addresses.
         """
-        if self.params.priority == OWNER_PRIORITY:
+        if self.is_owner:
             return OWNER_PRIORITY
         return max(1, min(254, self.params.priority + self.priority_delta))
 
@@ -152,6 +185,11 @@ class Router:
         return master_down_interval(
             self.params.version, self.effective_priority, self.master_adver_interval
         )
+
+    @property
+    def fault_summary(self) -> str:
+        """Every present fault's reason, as the FAULT transition reports them."""
+        return "; ".join(self.faults.values())
 
     def next_deadline(self) -> float | None:
         return min(self.timers.values(), default=None)
@@ -172,18 +210,7 @@ class Router:
 
     def start(self, now: float) -> list[Action]:
         """Initialize (RFC 9568 6.4.1)."""
-        if self.faults:
-            # Fault reasons set before start (e.g. a link already down).
-            return self._to_fault(now, "; ".join(self.faults.values()))
-        if self.params.priority == OWNER_PRIORITY:
-            return self._to_master(now, "address owner (priority 255)")
-        # Whatever an earlier, crashed run left configured is not ours to hold yet.
-        actions: list[Action] = [RemoveVips("start-up cleanup")]
-        actions += self._to_backup(now, "initial state")
-        if self.params.start_as_master:
-            # keepalived's `state MASTER`: claim after Skew_Time unless a master speaks first.
-            self.timers[MASTER_DOWN] = now + self.skew
-        return actions
+        return self.handler.start(now)
 
     def receive(self, adv: Advertisement, src: IPAddr, now: float) -> list[Action]:
         reason = self._reject_reason(adv, src)
@@ -196,8 +223,7 @@ class Router:
         if self.params.version == 3 and set(adv.addresses) != set(self.params.addresses):
             # RFC 9568 6.4.2/6.4.3: a mismatch is logged, not fatal; count it for `status`.
             self.stats.address_list_mismatch += 1
-        handler = _HANDLERS[self.state]
-        return handler.advert(self, adv, src, now)
+        return self.handler.advert(adv, src, now)
 
     def drop(self, reason: str) -> None:
         """Count a packet the I/O layer rejected for this router (e.g. TTL)."""
@@ -212,16 +238,13 @@ class Router:
             deadline, name = min(due)
             del self.timers[name]
             self.timer_lateness = now - deadline
-            actions += _HANDLERS[self.state].timer(self, name, now)
+            actions += self._fire(name, now)
 
     def set_priority_delta(self, delta: int, now: float) -> list[Action]:
-        """Tracking changed the priority. A master advertises the change at once,
-        so a backup that should now preempt does not wait for the next interval."""
+        """Tracking changed the priority (a master advertises the change at once)."""
         before = self.effective_priority
         self.priority_delta = delta
-        if self.state is State.MASTER and self.effective_priority != before:
-            return self._send_advert(now)
-        return []
+        return self.handler.priority_changed(before, now)
 
     def set_fault(self, key: str, reason: str | None, now: float) -> list[Action]:
         """Raise (`reason` set) or clear (`reason` None) one fault condition."""
@@ -229,41 +252,113 @@ class Router:
             self.faults.pop(key, None)
         else:
             self.faults[key] = reason
-        if self.state is State.INIT:
-            return []
-        if self.faults and self.state is not State.FAULT:
-            return self._to_fault(now, "; ".join(self.faults.values()))
-        if not self.faults and self.state is State.FAULT:
-            return self._to_backup(now, f"fault cleared ({key})")
-        return []
+        if self.faults:
+            return self.handler.fault(self.fault_summary, now)
+        return self.handler.fault_cleared(f"fault cleared ({key})", now)
 
     def take_over(self, now: float) -> list[Action]:
         """The agent grants a gated backup's `want`."""
-        if self.state is not State.BACKUP or self.want is None:
-            return []
-        return self._to_master(now, self.want.why)
+        return self.handler.take_over(now)
 
     def step_down(self, now: float, reason: str) -> list[Action]:
         """Leave MASTER for a reason outside this VRID (a sync group mate lost
-        its election, an exclusive partner won here). Priority 0 first, so the
-        peer takes over after Skew_Time instead of Master_Down."""
-        if self.state is not State.MASTER:
-            return []
-        actions = self._send_priority_zero()
-        self.last_seen_priority = None
-        return actions + self._to_backup(now, reason, was_master=True)
+        its election, an exclusive partner won here)."""
+        return self.handler.step_down(reason, now)
 
     def shutdown(self, now: float) -> list[Action]:
         """Leave gracefully: a master tells the backups with priority 0 (RFC 9568 6.4.3)."""
-        actions: list[Action] = []
-        if self.state is State.MASTER:
-            actions += self._send_priority_zero()
-            actions.append(RemoveVips("shutting down"))
-        actions += self._change(State.INIT, "shutting down")
+        return self.handler.shutdown(now)
+
+    # ---------------------------------------------------------- for the states
+
+    def transition(self, new: State, now: float, reason: str) -> list[Action]:
+        """Leave the current state for `new`: the old state's exit actions,
+        the `StateChanged`, then the new state's entry actions."""
+        old = self.state
+        actions = self.handler.leave(reason)
+        self.state = new
+        self.last_reason = reason
+        self.want = None
+        if old is not new:
+            actions.append(StateChanged(old, new, reason))
+        return actions + self.handler.enter(now)
+
+    def set_timer(self, name: str, at: float) -> None:
+        self.timers[name] = at
+
+    def set_timer_once(self, name: str, at: float) -> float:
+        """Start timer `name` unless it runs already; returns its deadline."""
+        return self.timers.setdefault(name, at)
+
+    def cancel_timer(self, name: str) -> None:
+        self.timers.pop(name, None)
+
+    def clear_timers(self) -> None:
         self.timers.clear()
-        return actions
+
+    def send_advert(self, now: float) -> list[Action]:
+        """Advertise our priority and restart the Adver_Timer."""
+        self.stats.adverts_sent += 1
+        self.timers[ADVER] = now + self.params.advert_int
+        return [SendAdvert(self.advert())]
+
+    def send_priority_zero(self) -> list[Action]:
+        """Tell the backups we leave: they take over after Skew_Time."""
+        self.stats.adverts_sent += 1
+        self.stats.priority_zero_sent += 1
+        return [SendAdvert(self.advert(priority=0))]
+
+    def add_vips(self, announce: int) -> list[Action]:
+        """Take the virtual addresses and announce them `announce` times."""
+        return [AddVips(), Announce(announce)]
+
+    def remove_vips(self, reason: str) -> list[Action]:
+        return [RemoveVips(reason)]
+
+    def learn_master(self, adv: Advertisement, src: IPAddr) -> None:
+        """Follow the master that sent `adv` (v3: at its advertisement interval)."""
+        self.master_ip = src
+        self.master_priority = adv.priority
+        if self.params.version == 3:
+            self.master_adver_interval = interval_from_wire(3, adv.max_advert_int)
+
+    def assume_master(self) -> None:
+        """We are the master now: at our own priority and interval."""
+        self.master_ip = self.params.local_ip
+        self.master_priority = self.effective_priority
+        self.master_adver_interval = self.params.advert_int
+
+    def forget_master(self) -> None:
+        self.master_ip = None
+
+    def claim(self, now: float, kind: str, why: str) -> list[Action]:
+        """Our protocol rules say: become master. Ungated, do it; gated, ask."""
+        if not self.gated:
+            return self.transition(State.MASTER, now, why)
+        self.want = Want(kind, why, now)
+        return []
+
+    def restate_claim(self, kind: str, why: str) -> None:
+        """The pending claim stands, for another reason (since the same time)."""
+        if self.want is not None:
+            self.want = Want(kind, why, self.want.since)
+
+    def withdraw_claim(self) -> None:
+        self.want = None
 
     # --------------------------------------------------------------- internals
+
+    def _fire(self, name: str, now: float) -> list[Action]:
+        h = self.handler
+        events: dict[str, Callable[[float], list[Action]]] = {
+            MASTER_DOWN: h.master_down,
+            ADVER: h.adver,
+            PREEMPT: h.preempt,
+            GARP_DELAY: h.garp,
+            GARP_REFRESH: h.garp_refresh,
+        }
+        event = events.get(name)
+        return event(now) if event is not None else []
 
     def _reject_reason(self, adv: Advertisement, src: IPAddr) -> str | None:
         p = self.params
@@ -283,202 +378,7 @@ class Router:
                 return "interval"
         return None
 
-    def _claim(self, now: float, kind: str, why: str) -> list[Action]:
-        """Our protocol rules say: become master. Ungated, do it; gated, ask."""
-        if not self.gated:
-            return self._to_master(now, why)
-        self.want = Want(kind, why, now)
-        return []
-
-    def _change(self, new: State, reason: str) -> list[Action]:
-        old = self.state
-        self.state = new
-        self.last_reason = reason
-        self.want = None
-        if old is new:
-            return []
-        return [StateChanged(old.value, new.value, reason)]
-
-    def _send_advert(self, now: float) -> list[Action]:
-        self.stats.adverts_sent += 1
-        self.timers[ADVER] = now + self.params.advert_int
-        return [SendAdvert(self.advert())]
-
-    def _send_priority_zero(self) -> list[Action]:
-        self.stats.adverts_sent += 1
-        self.stats.priority_zero_sent += 1
-        return [SendAdvert(self.advert(priority=0))]
-
-    def _to_master(self, now: float, reason: str) -> list[Action]:
-        self.timers.clear()
-        self.stats.became_master += 1
-        self.master_ip = self.params.local_ip
-        self.master_priority = self.effective_priority
-        self.master_adver_interval = self.params.advert_int
-        actions = self._change(State.MASTER, reason)
-        # Advertise before taking the addresses so a competing master yields quickly.
-        actions += self._send_advert(now)
-        actions += [AddVips(), Announce(self.params.garp_master_repeat)]
-        if self.params.garp_master_delay > 0:
-            self.timers[GARP_DELAY] = now + self.params.garp_master_delay
-        if self.params.garp_master_refresh > 0:
-            self.timers[GARP_REFRESH] = now + self.params.garp_master_refresh
-        return actions
-
-    def _to_backup(self, now: float, reason: str, was_master: bool = False) -> list[Action]:
-        self.timers.clear()
-        self.resigned_by = None
-        actions: list[Action] = []
-        if was_master:
-            actions.append(RemoveVips(reason))
-        actions += self._change(State.BACKUP, reason)
-        self.timers[MASTER_DOWN] = now + self.master_down
-        return actions
-
-    def _to_fault(self, now: float, reason: str) -> list[Action]:
-        actions: list[Action] = []
-        if self.state is State.MASTER:
-            # As keepalived does: let the backups take over after Skew_Time, not Master_Down.
-            actions += self._send_priority_zero()
-            actions.append(RemoveVips(reason))
-        self.timers.clear()
-        self.master_ip = None
-        return actions + self._change(State.FAULT, reason)
-
-    def _learn_master(self, adv: Advertisement, src: IPAddr) -> None:
-        self.master_ip = src
-        self.master_priority = adv.priority
-        if self.params.version == 3:
-            self.master_adver_interval = interval_from_wire(3, adv.max_advert_int)
-
 
 def _pad8(auth_data: bytes) -> bytes:
     # The wire carries 8 bytes, NUL-padded; a configured password may be shorter.
     return auth_data.ljust(8, b"\0")[:8]
-
-
-def _describe(adv: Advertisement, src: IPAddr) -> str:
-    return f"priority {adv.priority} from {src}"
-
-
-class _Init:
-    @staticmethod
-    def advert(r: Router, adv: Advertisement, src: IPAddr, now: float) -> list[Action]:
-        return []
-
-    @staticmethod
-    def timer(r: Router, name: str, now: float) -> list[Action]:
-        return []
-
-
-class _Fault(_Init):
-    """Adverts and timers are ignored until the fault clears."""
-
-
-class _Backup:
-    @staticmethod
-    def advert(r: Router, adv: Advertisement, src: IPAddr, now: float) -> list[Action]:
-        if adv.priority == 0:
-            # The master is leaving: take over after Skew_Time only.
-            r.timers[MASTER_DOWN] = now + r.skew
-            r.timers.pop(PREEMPT, None)
-            r.resigned_by = str(src)
-            r.want = None
-            return []
-        r.last_seen_priority = adv.priority
-        ours = r.effective_priority
-        if not r.params.preempt or adv.priority >= ours:
-            r._learn_master(adv, src)
-            r.resigned_by = None
-            r.want = None
-            r.timers.pop(PREEMPT, None)
-            r.timers[MASTER_DOWN] = now + r.master_down
-            return []
-        # A lower-priority master and we preempt.
-        r.lower_seen_at = now
-        if r.want is not None and r.want.kind != PREEMPTING:
-            # A claim made in silence now competes with a live, weaker master.
-            r.want = Want(PREEMPTING, f"preempting {_describe(adv, src)}", r.want.since)
-        if r.params.preempt_delay > 0:
-            deadline = r.timers.setdefault(PREEMPT, now + r.params.preempt_delay)
-            if now < deadline:
-                # Keep following the current master until the delay is over.
-                r._learn_master(adv, src)
-                r.timers[MASTER_DOWN] = now + r.master_down
-        # Otherwise discard: Master_Down_Timer runs out and we take over.
-        return []
-
-    @staticmethod
-    def timer(r: Router, name: str, now: float) -> list[Action]:
-        if name == MASTER_DOWN:
-            if r.resigned_by is not None:
-                why = f"master {r.resigned_by} resigned (priority 0), skew time expired"
-                r.resigned_by = None
-                return r._claim(now, RESIGNED, why)
-            if r.lower_seen_at is not None and now - r.lower_seen_at <= r.master_down:
-                return r._claim(
-                    now,
-                    PREEMPTING,
-                    f"master down timer expired while preempting a master with priority "
-                    f"{r.last_seen_priority} (ours {r.effective_priority})",
-                )
-            return r._claim(now, MASTER_GONE, "master down timer expired")
-        if name == PREEMPT:
-            return r._claim(
-                now,
-                PREEMPTING,
-                f"preempt delay expired, master {r.master_ip} has lower priority "
-                f"{r.master_priority} than ours {r.effective_priority}",
-            )
-        return []
-
-
-class _Master:
-    @staticmethod
-    def advert(r: Router, adv: Advertisement, src: IPAddr, now: float) -> list[Action]:
-        if adv.priority == 0:
-            # Another router gave up the VRID: assert ourselves at once.
-            return r._send_advert(now)
-        ours = r.effective_priority
-        higher = adv.priority > ours
-        tie_won = adv.priority == ours and int(src) > int(r.params.local_ip)
-        if higher or tie_won:
-            r._learn_master(adv, src)
-            why = "higher" if higher else "equal priority and higher address:"
-            return r._to_backup(now, f"{why} {_describe(adv, src)}", was_master=True)
-        # Another master with a lower priority: we stay (RFC 9568 6.4.3), but it
-        # has been announcing our VIPs (we were frozen or cut off, say), so
-        # hosts' ARP/ND caches point at it. Assert ourselves at once and
-        # re-announce (keepalived's garp_lower_prio), at most once per
-        # Master_Down: the other side yields on our first advert.
-        last = r.lower_announced_at
-        if last is not None and now - last < r.master_down:
-            return []
-        r.lower_announced_at = now
-        return [*r._send_advert(now), Announce(r.params.garp_master_repeat)]
-
-    @staticmethod
-    def timer(r: Router, name: str, now: float) -> list[Action]:
-        if name == ADVER:
-            actions = r._send_advert(now)
-            if r.timer_lateness > 3 * r.params.advert_int:
-                # We were not running (SIGSTOP, a stalled VM) for longer than
-                # any backup waits: one has taken the VIPs and hosts' caches
-                # point at it. It yields to this advert; re-announce ours.
-                r.lower_announced_at = now
-                actions.append(Announce(r.params.garp_master_repeat))
-            return actions
-        if name == GARP_DELAY:
-            return [Announce(r.params.garp_master_repeat)]
-        if name == GARP_REFRESH:
-            r.timers[GARP_REFRESH] = now + r.params.garp_master_refresh
-            return [Announce(r.params.garp_master_refresh_repeat)]
-        return []
-
-
-_HANDLERS: dict[State, type[_Init] | type[_Backup] | type[_Master]] = {
-    State.INIT: _Init,
-    State.BACKUP: _Backup,
-    State.MASTER: _Master,
-    State.FAULT: _Fault,
-}

@@ -5,6 +5,14 @@ advertisement interval; RFC 9568 (VRRPv3) scales Skew_Time by the master's
 advertisement interval, so a fast interval also shortens the skew.
 """
 
+# Timer names: the keys of `Router.timers`, also shown in `status` so an
+# operator sees what the router waits for.
+MASTER_DOWN = "master_down"
+ADVER = "adver"
+PREEMPT = "preempt"
+GARP_DELAY = "garp_delay"
+GARP_REFRESH = "garp_refresh"
+
 
 def skew_time(version: int, priority: int, master_adver_interval: float) -> float:
     """Seconds a backup of this priority waits beyond 3 intervals."""
@@ -26,4 +34,5 @@ def interval_on_wire(version: int, seconds: float) -> int:
 
 
 def interval_from_wire(version: int, value: int) -> float:
+    """Seconds from the advertisement interval field (see `interval_on_wire`)."""
     return float(value) if version == 2 else value / 100
