@@ -1,34 +1,33 @@
-"""bench/link_down.py's own link-message check, on hand-built RTM_NEWLINK messages."""
+"""bench/link_down.py's own link request: what `ip link set DEV down|up` sends."""
 
 from __future__ import annotations
 
-import socket
 import struct
 
-from bench.link_down import links_down
+from bench.link_down import link_request
 
-AF_BRIDGE = 7
-IFF_UP, IFF_RUNNING = 0x1, 0x40
-
-
-def newlink(index: int, flags: int, family: int = socket.AF_UNSPEC, kind: int = 16) -> bytes:
-    body = struct.pack("=BxHiII", family, 1, index, flags, 0) + struct.pack("=HH", 8, 3) + b"eth0"
-    return struct.pack("=IHHII", 16 + len(body), kind, 0, 0, 0) + body
+RTM_NEWLINK = 16
+NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
+IFF_UP = 0x1
 
 
-def test_down_and_carrier_loss_count_running_does_not() -> None:
-    assert links_down(newlink(2, 0), 2)
-    assert links_down(newlink(2, IFF_UP), 2)
-    assert not links_down(newlink(2, IFF_UP | IFF_RUNNING), 2)
+def test_down_clears_iff_up_and_changes_nothing_else() -> None:
+    data = link_request(7, up=False, seq=3)
+    length, kind, flags, seq, pid = struct.unpack_from("=IHHII", data)
+    assert (length, kind, flags, seq, pid) == (
+        len(data),
+        RTM_NEWLINK,
+        NLM_F_REQUEST | NLM_F_ACK,
+        3,
+        0,
+    )
+    family, _type, index, ifi_flags, change = struct.unpack_from("=BxHiII", data, 16)
+    assert (family, index, ifi_flags, change) == (0, 7, 0, IFF_UP)
+    assert len(data) == 32
 
 
-def test_only_the_watched_link_and_its_own_messages() -> None:
-    assert not links_down(newlink(3, 0), 2)
-    assert not links_down(newlink(2, 0, family=AF_BRIDGE), 2)
-    assert not links_down(newlink(2, 0, kind=20), 2)  # RTM_NEWADDR
-    assert links_down(newlink(3, 0) + newlink(2, IFF_UP), 2)
-
-
-def test_truncated_data_is_not_a_link_down() -> None:
-    assert not links_down(newlink(2, 0)[:20], 2)
-    assert not links_down(b"", 2)
+def test_up_sets_it() -> None:
+    _family, _type, _index, ifi_flags, change = struct.unpack_from(
+        "=BxHiII", link_request(7, up=True, seq=4), 16
+    )
+    assert (ifi_flags, change) == (IFF_UP, IFF_UP)
