@@ -607,9 +607,9 @@ def markdown(report: dict[str, Any]) -> str:
         "started from, so “freeze until the last VIP moved” can be under Master_Down.",
         "- PSS and CPU count every process of an implementation: keepalived's parent and "
         "its VRRP child, our one process.",
-        "- Cut off, n1 itself: keepalived drops the VIP at the netlink link event, ours at "
-        "its next link check (every 0.5 s), as the plot shows; n1 is unreachable either "
-        "way, so the client does not see the difference.",
+        "- Cut off, n1 itself: both drop the VIP at the netlink link event, within "
+        "milliseconds (bench/link_down.py times it); n1 is unreachable either way, so the "
+        "client does not see it.",
         "",
         "## How it was measured",
         "",

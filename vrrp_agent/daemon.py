@@ -39,6 +39,7 @@ from vrrp_agent.io.accept_filter import AcceptFilter
 from vrrp_agent.io.arbiter import ArbiterProber
 from vrrp_agent.io.executor import InstanceIO, StartupError, family_of
 from vrrp_agent.io.iface import link_state
+from vrrp_agent.io.link_monitor import LinkMonitor
 from vrrp_agent.io.netlink import Rtnl
 from vrrp_agent.io.notify import DRAIN_TIMEOUT, HOOK_KEYS, Notifier
 from vrrp_agent.io.scripts import ScriptRunner, run_identity
@@ -56,7 +57,7 @@ ARBITER_FAULT = "arbiter"
 
 # How often interfaces (own and tracked) and track files are polled: a cheap
 # ioctl per interface and a small read per file; the failback bounds in the
-# tests allow a full second.
+# tests allow a full second. Interfaces are also polled at once on a link event.
 LINK_CHECK_INTERVAL = 0.5
 
 # The fault an instance's own interface raises while gone or down, as keepalived.
@@ -100,6 +101,8 @@ class Agent:
         self.started_at = self.loop.time()
         self.reloads = 0
         self._link_timer: asyncio.TimerHandle | None = None
+        # Subscribed before the first link poll, so no change falls between.
+        self.link_monitor = LinkMonitor()
         self.coordinator = _coordinator(cfg)
         # Transitions not yet seen by the coordinator and the notifier.
         self._transitions: list[tuple[InstanceIO, StateChanged]] = []
@@ -142,6 +145,7 @@ class Agent:
         self._sync_arbiter(self.cfg)
         self._sync_lvs_config(self.cfg)
         self._link_timer = self.loop.call_later(LINK_CHECK_INTERVAL, self._check_links)
+        self.loop.add_reader(self.link_monitor.fileno(), self._on_link_events)
         systemd.notify("READY=1")
         log.info("vrrp-agent ready: %d instance(s), pid %d", len(self.instances), os.getpid())
         try:
@@ -253,6 +257,8 @@ class Agent:
             self.arbiter.stop()
         if self._link_timer is not None:
             self._link_timer.cancel()
+        self.loop.remove_reader(self.link_monitor.fileno())
+        self.link_monitor.close()
         self._stop(list(self.instances))
         # After the VIPs are gone: nothing of ours may forward any more.
         if self.lvs is not None:
@@ -525,8 +531,7 @@ class Agent:
         """Poll, every LINK_CHECK_INTERVAL, what instances depend on here:
 
         - each instance's own interface and every track_interface, by ioctl
-          (keepalived reacts to netlink; a poll keeps this one loop simple
-          and its latency is within what the failover bounds allow);
+          (also at once on a netlink link event: see _on_link_events);
         - an interface that vanished (a cable pulled, `podman network
           disconnect`) took our socket's binding and the VIPs with it: its
           instances are faulted, and when it comes back under a new index the
@@ -572,6 +577,15 @@ class Agent:
             ):
                 self._apply_tracking(io, now)
         self._reschedule()
+
+    def _on_link_events(self) -> None:
+        """A link changed (or changes were lost): poll now instead of at the
+        next LINK_CHECK_INTERVAL, so a master whose link drops releases its
+        VIPs at once, as keepalived does. The timer stays: track files have
+        no events, and it is the fallback should events ever be missed."""
+        events = self.link_monitor.read()
+        if events or self.link_monitor.resync:
+            self._poll_links(self.loop.time())
 
     def _rebind(self, ifname: str, family: int, sock: VrrpSocket) -> bool:
         """True when the interface is back under a new index and its
