@@ -256,7 +256,9 @@ def test_nat_persistence_checks_per_backend_sets_first_and_refreshes_after_dnat(
     rights = [e["match"]["right"] for e in entry if "match" in e]
     assert rights == ["original", "10.0.0.100", "tcp", 80]
     keep = entry[-1]["jump"]["target"]
-    for (stick, be), expr in zip(sticky, rules(doc, NAT_TABLE, keep), strict=True):
+    refreshes = rules(doc, NAT_TABLE, keep)
+    assert len(refreshes) == len(sticky)  # zip(strict=True) before Python 3.10
+    for (stick, be), expr in zip(sticky, refreshes):
         addr, port = dnat_of(doc, be)
         assert [e["match"]["right"] for e in expr if "match" in e] == [addr, port]
         assert updates(doc, NAT_TABLE, keep)[stick] == 7
