@@ -45,7 +45,7 @@ from vrrp_agent.wire.probe import (
     parse_icmpv6_echo_reply,
 )
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # Not in Python's socket module (linux/icmp.h, linux/icmpv6.h).
 _SOL_RAW = 255

@@ -42,7 +42,7 @@ from vrrp_agent.io.scripts import (
     use_pidfd_child_watcher,
 )
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # A hook still running after SLOW_AFTER seconds is logged as slow: hooks are
 # meant to take moments (a mail, a service reload), and every later hook is

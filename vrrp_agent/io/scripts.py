@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from vrrp_agent.config.model import Script
 from vrrp_agent.core.tracking import ScriptState, ScriptTracker
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # A killed script gets this long to be reaped before we stop waiting for it;
 # SIGKILL cannot be caught, so only a process stuck in the kernel takes longer.

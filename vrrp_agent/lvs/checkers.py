@@ -63,7 +63,7 @@ from vrrp_agent.io.scripts import (
 from vrrp_agent.lvs.health import RealServerHealth, timing
 from vrrp_agent.wire.addresses import IPAddr
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # keepalived's User-Agent: web servers configured to keep its health checks
 # out of their access logs match on it.

@@ -46,7 +46,7 @@ from vrrp_agent.io.nlexchange import NetlinkError, exchange
 from vrrp_agent.lvs.plan import ServicePlan
 from vrrp_agent.wire.addresses import IPAddr
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # Every scheduler IPVS has (net/netfilter/ipvs/ip_vs_*.c); config's LB_ALGOS
 # names the same list. The kernel loads a scheduler's module on first use.

@@ -20,7 +20,7 @@ from vrrp_agent.lvs.checkers import RealServerChecker
 from vrrp_agent.lvs.plan import ServicePlan, plan_service
 from vrrp_agent.wire.addresses import IPAddr
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 RsKey = tuple[int, IPAddr, int]  # (virtual server index, real server ip, port)
 
