@@ -13,7 +13,6 @@ import asyncio
 import datetime
 import hashlib
 import logging
-import os
 import shutil
 import ssl
 import subprocess
@@ -26,13 +25,21 @@ from pathlib import Path
 
 import pytest
 
+from tests import needs
 from vrrp_agent.config.model import Checker, RealServer, Url, VirtualServer
 from vrrp_agent.lvs.checkers import RealServerChecker
 
 LOCAL = ip_address("127.0.0.1")
 # How late the event loop may wake on a busy machine, on top of the bound.
 LOOP_SLACK = 0.3
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="running scripts as nobody needs root")
+
+
+@pytest.fixture
+def as_root() -> None:
+    needs.root("running scripts as nobody")
+
+
+root_only = pytest.mark.usefixtures("as_root")
 
 
 @pytest.fixture(autouse=True)
@@ -148,10 +155,9 @@ def tls_server_context() -> ssl.SSLContext:
         try:
             _self_signed(cert, key)
         except ImportError:
-            if shutil.which("openssl") is None:
-                pytest.skip("neither cryptography nor openssl to make a certificate")
+            openssl = needs.tool("openssl", "cryptography is not installed to make a certificate")
             subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                  "-nodes", "-days", "2", "-subj", "/CN=rs.test", "-keyout", str(key), "-out", str(cert)],
                 check=True, capture_output=True,
             )  # fmt: skip
