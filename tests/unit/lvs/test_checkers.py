@@ -113,10 +113,12 @@ class Web:
     async def stop(self) -> None:
         assert self._server is not None
         self._server.close()
-        await self._server.wait_closed()
+        # Connections first: from Python 3.12.1 on, wait_closed also waits for
+        # every open connection, and a hanging one never ends by itself.
         for task in list(self._conns):
             task.cancel()
         await asyncio.gather(*self._conns, return_exceptions=True)
+        await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
