@@ -178,7 +178,7 @@ def _self_signed(cert: Path, key: Path) -> None:
 
     k = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rs.test")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)  # datetime.UTC is 3.11+
     c = (
         x509.CertificateBuilder()
         .subject_name(name)
