@@ -5,13 +5,16 @@
 # install.
 set -euo pipefail
 
-# command -> Debian package
+# command -> Debian package. The unit tests need nft (nftables documents are
+# checked with `nft --check`) and openssl (a test certificate), the netns
+# suite the rest.
 declare -A NEED=(
   [ip]=iproute2
   [nft]=nftables
   [keepalived]=keepalived
   [ping]=iputils-ping
   [tcpdump]=tcpdump
+  [openssl]=openssl
 )
 for pair in "$@"; do
   [[ "$pair" == *=?* ]] || { echo "system-deps.sh: '$pair' is not CMD=PACKAGE" >&2; exit 2; }

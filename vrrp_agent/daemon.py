@@ -51,7 +51,7 @@ from vrrp_agent.script_security import check as check_scripts
 from vrrp_agent.status import agent_status
 from vrrp_agent.wire import DecodeError, decode
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 ARBITER_FAULT = "arbiter"
 

@@ -62,7 +62,7 @@ from vrrp_agent.config._vrrp import NOTIFY_KEYS
 _RULE = "(enable_script_security)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Command:
     """One command line the agent may execute."""
 
@@ -72,7 +72,7 @@ class Command:
     user_keypath: str  # where that user is configured
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Problem:
     keypath: str
     message: str
@@ -80,7 +80,7 @@ class Problem:
     insecure: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Report:
     problems: tuple[Problem, ...] = ()
     enforced: bool = True  # global_defs.enable_script_security

@@ -59,7 +59,7 @@ def _status(text: str) -> tuple[str, ...]:
 def _matches(code: int, patterns: tuple[str, ...]) -> bool:
     digits = str(code)
     return any(
-        len(digits) == 3 and all(p == "x" or p == d for p, d in zip(pat, digits, strict=True))
+        len(digits) == 3 and all(p == "x" or p == d for p, d in zip(pat, digits))
         for pat in patterns
     )
 
@@ -127,7 +127,8 @@ def run(args: argparse.Namespace, budget: float) -> tuple[bool, str]:
             if args.expect.encode() in body:
                 return True, f"{code}, body contains {args.expect!r}"
         return False, f"{code}, body lacks {args.expect!r}"
-    except TimeoutError:  # socket.timeout is TimeoutError
+    # socket.timeout is TimeoutError from 3.10 on; on 3.9 it is its own OSError.
+    except (socket.timeout, TimeoutError):
         return False, f"no answer within {seconds(args.timeout)}"
     except ConnectionRefusedError:
         return False, "connection refused"

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, budget: float) -> tuple[bool, str]:
     try:
         with socket.create_connection((args.host, args.port), timeout=budget):
             return True, "connected"
-    except TimeoutError:
+    except (socket.timeout, TimeoutError):  # one class from 3.10 on, two before
         return False, f"no connection within {seconds(args.timeout)}"
     except ConnectionRefusedError:
         return False, "connection refused"

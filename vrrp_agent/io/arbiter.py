@@ -29,9 +29,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from vrrp_agent.config.model import Arbiter, IPAddr
+from vrrp_agent.config.model import Arbiter
 from vrrp_agent.core.tracking import ScriptState, ScriptTracker
 from vrrp_agent.io.iface import link
+from vrrp_agent.wire.addresses import IPAddr
 from vrrp_agent.wire.probe import (
     ETHERTYPE_ARP,
     ICMP_ECHO_REPLY,
@@ -44,7 +45,7 @@ from vrrp_agent.wire.probe import (
     parse_icmpv6_echo_reply,
 )
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # Not in Python's socket module (linux/icmp.h, linux/icmpv6.h).
 _SOL_RAW = 255
@@ -73,7 +74,7 @@ def _unscoped(addr: IPAddr) -> IPAddr:
 # ---------------------------------------------------------------- sans-I/O
 
 
-@dataclass(slots=True)
+@dataclass
 class Reference:
     """What one reference address did lately, for `status`."""
 
@@ -82,7 +83,7 @@ class Reference:
     error: str | None = None  # why the last probe could not be sent; None once one was
 
 
-@dataclass(slots=True)
+@dataclass
 class RoundBook:
     """Rounds and their outcomes, without sockets or a clock.
 

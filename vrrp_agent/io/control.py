@@ -30,7 +30,7 @@ async def serve(path: str, status: Callable[[], dict[str, object]]) -> asyncio.A
                 answer = {"error": f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}"}
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except (asyncio.TimeoutError, ConnectionError):  # asyncio's: not the builtin before 3.11
             pass
         finally:
             writer.close()

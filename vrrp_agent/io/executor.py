@@ -31,7 +31,7 @@ from vrrp_agent.io.netlink import Rtnl
 from vrrp_agent.io.vrrp_socket import VrrpSocket
 from vrrp_agent.wire import AUTH_NONE, AUTH_PASS, MCAST_V4, MCAST_V6, encode
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 IPAddr = IPv4Address | IPv6Address
 

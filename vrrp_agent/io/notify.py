@@ -42,7 +42,7 @@ from vrrp_agent.io.scripts import (
     use_pidfd_child_watcher,
 )
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # A hook still running after SLOW_AFTER seconds is logged as slow: hooks are
 # meant to take moments (a mail, a service reload), and every later hook is
@@ -68,7 +68,7 @@ STATE_HOOKS = {
 HOOK_KEYS = (*STATE_HOOKS.values(), "notify")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Job:
     """One hook run, with everything fixed when the transition happened: a
     reload while it waits in the queue changes neither its command nor its user."""
@@ -86,7 +86,7 @@ class Job:
         return f"{self.hook} {self.kind} {self.name} {self.state}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Outcome:
     job: Job
     exit: int | None  # None: timed out or could not start; negative: killed by that signal
@@ -300,7 +300,7 @@ class Notifier:
         if worker is not None and not worker.done():
             try:
                 await asyncio.wait_for(asyncio.shield(worker), timeout)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin before 3.11
                 cut = [self._running] if self._running is not None else []
                 left = cut + list(self._queue)
                 self._queue.clear()
@@ -393,7 +393,7 @@ class Notifier:
             kill_group(proc)
             try:
                 await asyncio.wait_for(waiter, REAP_GRACE)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 log.error("notify: %s: pid %d survives SIGKILL", job.label, proc.pid)
             return done(None, f"timed out after {self.timeout:g}s, killed")
         rc = waiter.result()
@@ -406,7 +406,7 @@ class Notifier:
         if proc is not None and proc.returncode is None:
             try:
                 await asyncio.wait_for(proc.wait(), REAP_GRACE)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 log.error("notify: pid %d survives SIGKILL", proc.pid)
 
     # ------------------------------------------------------------------ status

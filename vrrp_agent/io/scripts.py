@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from vrrp_agent.config.model import Script
 from vrrp_agent.core.tracking import ScriptState, ScriptTracker
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # A killed script gets this long to be reaped before we stop waiting for it;
 # SIGKILL cannot be caught, so only a process stuck in the kernel takes longer.
 REAP_GRACE = 5.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Credentials:
     """Whom a script runs as. Resolved per run until it works, so creating
     a missing user heals the script without a reload."""
@@ -46,7 +46,7 @@ class Credentials:
     groups: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunResult:
     ok: bool
     exit: int | None  # None: no exit status (timed out, could not be started)
@@ -193,7 +193,7 @@ class ScriptRunner:
         if proc is not None and proc.returncode is None:
             try:
                 await asyncio.wait_for(proc.wait(), REAP_GRACE)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin before 3.11
                 log.error("vrrp_script %s: pid %d survives SIGKILL", self.name, proc.pid)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -238,11 +238,11 @@ class ScriptRunner:
             return RunResult(False, None, detail, report=logging.ERROR)
         try:
             rc = await asyncio.wait_for(proc.wait(), self.timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             self._kill_group()
             try:
                 await asyncio.wait_for(proc.wait(), REAP_GRACE)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 log.error("vrrp_script %s: pid %d survives SIGKILL", self.name, proc.pid)
             # A hanging check is a failing check, not a configuration error.
             detail = f"timed out after {self.timeout:g}s, killed"

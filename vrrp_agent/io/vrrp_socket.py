@@ -10,9 +10,10 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv6Address, ip_address
 
 from vrrp_agent.wire import MCAST_V4, MCAST_V6, VRRP_PROTO, parse_ipv4
+from vrrp_agent.wire.addresses import IPAddr
 
 # Linux values Python's socket module does not export.
 IP_PKTINFO = 8
@@ -21,10 +22,8 @@ IPV6_MULTICAST_ALL = 29
 
 TTL = 255  # RFC 9568 5.1.1.3 / 5.1.2.3: sent with 255, anything else dropped on receipt
 
-IPAddr = IPv4Address | IPv6Address
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Received:
     payload: bytes
     src: IPAddr

@@ -33,7 +33,7 @@ BACKENDS = ("auto", "nftables", "ipvs")
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class HostLvs:
     ip_vs: bool  # IPVS is loaded, built in, or a module that can be loaded
     ipip: bool  # IPIP tunnels: the same, for the ipip module

@@ -50,7 +50,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vrrp_agent.config.model import IPAddr, RealServer, Url, VirtualServer
+from vrrp_agent.config.model import RealServer, Url, VirtualServer
 from vrrp_agent.io.scripts import (
     REAP_GRACE,
     Credentials,
@@ -61,8 +61,9 @@ from vrrp_agent.io.scripts import (
     use_pidfd_child_watcher,
 )
 from vrrp_agent.lvs.health import RealServerHealth, timing
+from vrrp_agent.wire.addresses import IPAddr
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # keepalived's User-Agent: web servers configured to keep its health checks
 # out of their access logs match on it.
@@ -76,7 +77,7 @@ MAX_HEADERS = 100
 RESTART_DELAY = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Outcome:
     ok: bool
     detail: str  # for the log and the status: "connection refused", "exit 1", ...
@@ -340,9 +341,9 @@ class RealServerChecker:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
-            async with asyncio.timeout_at(deadline):
-                await loop.sock_connect(sock, (str(self.rs.ip), self.port))
-        except TimeoutError:
+            connect = loop.sock_connect(sock, (str(self.rs.ip), self.port))
+            await asyncio.wait_for(connect, max(deadline - loop.time(), 0.0))
+        except asyncio.TimeoutError:  # not the builtin before 3.11
             return Outcome(False, f"no connection within {self.health.timing.timeout:g}s")
         except OSError as err:
             return Outcome(False, _why(err))
@@ -369,7 +370,7 @@ class RealServerChecker:
         if bugs:
             raise bugs[0]
         answers = []
-        for url, task in zip(urls, tasks, strict=True):
+        for url, task in zip(urls, tasks):
             if task in pending:
                 timeout = self.health.timing.timeout
                 return Outcome(False, f"GET {url.path}: no answer within {timeout:g}s")
@@ -438,7 +439,7 @@ class RealServerChecker:
         loop = asyncio.get_running_loop()
         try:
             rc = await asyncio.wait_for(proc.wait(), max(deadline - loop.time(), 0.0))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             kill_group(proc)
             # Reaped in the background: the verdict is due now, and a process
             # stuck in the kernel must not hold up the next cycles.
@@ -462,7 +463,7 @@ class RealServerChecker:
     async def _reap(self, proc: asyncio.subprocess.Process) -> None:
         try:
             await asyncio.wait_for(proc.wait(), REAP_GRACE)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             log.error("%s: pid %d survives SIGKILL", self.name, proc.pid)
         finally:
             self._killed.discard(proc)

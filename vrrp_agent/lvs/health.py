@@ -58,12 +58,18 @@ DEFAULT_RETRY = {"TCP_CHECK": 1, "HTTP_GET": 1, "SSL_GET": 1, "MISC_CHECK": 0}
 DEFAULT_DELAY_BEFORE_RETRY = {"TCP_CHECK": 1.0, "HTTP_GET": 3.0, "SSL_GET": 3.0, "MISC_CHECK": 1.0}
 
 
-class RsState(enum.StrEnum):
+class RsState(str, enum.Enum):
+    """A real server's health as its checker last judged it."""
+
     UP = "UP"
     DOWN = "DOWN"
 
+    # enum.StrEnum's formatting (3.11+): the value, as status and logs show it.
+    def __str__(self) -> str:
+        return self.value
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True)
 class CheckTiming:
     delay_loop: float
     timeout: float  # one attempt, from its start to its deadline
@@ -120,7 +126,7 @@ def _pick(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-@dataclass(slots=True)
+@dataclass
 class RealServerHealth:
     """The UP/DOWN state of one real server and when to check it next.
 

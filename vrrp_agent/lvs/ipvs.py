@@ -41,11 +41,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
 from typing import Any, Protocol
 
-from vrrp_agent.config.model import IPAddr, VirtualServer
+from vrrp_agent.config.model import VirtualServer
 from vrrp_agent.io.nlexchange import NetlinkError, exchange
 from vrrp_agent.lvs.plan import ServicePlan
+from vrrp_agent.wire.addresses import IPAddr
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 # Every scheduler IPVS has (net/netfilter/ipvs/ip_vs_*.c); config's LB_ALGOS
 # names the same list. The kernel loads a scheduler's module on first use.
@@ -95,7 +96,7 @@ class IpvsUnavailable(OSError):
 # ------------------------------------------------------------------ model
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, order=True)
 class ServiceKey:
     """How IPVS names a (non-fwmark) service."""
 
@@ -109,7 +110,7 @@ class ServiceKey:
         return f"{_PROTOCOL_NAMES.get(self.protocol, self.protocol)} {host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Service:
     key: ServiceKey
     scheduler: str
@@ -121,7 +122,7 @@ class Service:
 DestKey = tuple[IPAddr, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Dest:
     addr: IPAddr
     port: int
@@ -139,7 +140,7 @@ class Dest:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Op:
     cmd: int  # IPVS_CMD_*
     service: Service  # service ops send all of it; dest ops only its key

@@ -15,11 +15,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from vrrp_agent.config.model import IPAddr, RealServer, VirtualServer
+from vrrp_agent.config.model import RealServer, VirtualServer
 from vrrp_agent.lvs.checkers import RealServerChecker
 from vrrp_agent.lvs.plan import ServicePlan, plan_service
+from vrrp_agent.wire.addresses import IPAddr
 
-log = logging.getLogger("vrrp_agent")
+log = logging.getLogger(__name__)
 
 RsKey = tuple[int, IPAddr, int]  # (virtual server index, real server ip, port)
 
@@ -124,7 +125,7 @@ class LvsManager:
     def status(self) -> list[dict[str, object]]:
         active = {id(p.vs) for p, _ in self.applied}
         out: list[dict[str, object]] = []
-        for i, (vs, plan) in enumerate(zip(self.servers, self.plans(), strict=True)):
+        for i, (vs, plan) in enumerate(zip(self.servers, self.plans())):
             out.append(
                 {
                     "virtual_server": f"{vs.ip}:{vs.port}/{vs.protocol}",

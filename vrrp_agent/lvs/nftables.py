@@ -60,8 +60,9 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any
 
-from vrrp_agent.config.model import IPAddr, VirtualServer
+from vrrp_agent.config.model import VirtualServer
 from vrrp_agent.lvs.plan import Backend, ServicePlan
+from vrrp_agent.wire.addresses import IPAddr
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from vrrp_agent.config.model import IPAddr, VirtualServer
+from vrrp_agent.config.model import VirtualServer
+from vrrp_agent.wire.addresses import IPAddr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Backend:
     ip: IPAddr
     port: int
@@ -24,7 +25,7 @@ class Backend:
     sorry: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ServicePlan:
     vs: VirtualServer
     backends: tuple[Backend, ...]

@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from vrrp_agent.wire.addresses import IPAddr
 from vrrp_agent.wire.checksum import internet_checksum, ipv4_pseudo_header, ipv6_pseudo_header
 from vrrp_agent.wire.errors import DecodeError
 
@@ -19,8 +20,6 @@ MCAST_V4 = IPv4Address("224.0.0.18")
 MCAST_V6 = IPv6Address("ff02::12")
 AUTH_NONE, AUTH_PASS, AUTH_AH = 0, 1, 2
 TYPE_ADVERTISEMENT = 1
-
-IPAddress = IPv4Address | IPv6Address
 
 HEADER_LEN = 8
 V2_AUTH_LEN = 8
@@ -32,7 +31,7 @@ _V3_HEADER = struct.Struct("!BBBBHH")
 _ADDR_LEN = {4: 4, 6: 16}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Advertisement:
     """One VRRP packet's fields.
 
@@ -55,8 +54,8 @@ class Advertisement:
 def encode(
     adv: Advertisement,
     *,
-    src: IPAddress | None = None,
-    dst: IPAddress | None = None,
+    src: IPAddr | None = None,
+    dst: IPAddr | None = None,
     pseudo_header: bool = True,
 ) -> bytes:
     """The VRRP message (no IP header) with its checksum filled in.
@@ -98,8 +97,8 @@ def encode(
 def decode(
     payload: bytes,
     *,
-    src: IPAddress | None = None,
-    dst: IPAddress | None = None,
+    src: IPAddr | None = None,
+    dst: IPAddr | None = None,
     pseudo_header: bool = True,
 ) -> Advertisement:
     """Parse and check a received VRRP message (the bytes after the IP header).
@@ -181,12 +180,12 @@ def decode(
 
 
 def _family_of(what: str, addr: object) -> int:
-    if not isinstance(addr, IPv4Address | IPv6Address):
+    if not isinstance(addr, (IPv4Address, IPv6Address)):
         raise TypeError(f"{what} must be an IPv4Address or IPv6Address, not {addr!r}")
     return addr.version
 
 
-def _pair_family(src: IPAddress | None, dst: IPAddress | None) -> int | None:
+def _pair_family(src: IPAddr | None, dst: IPAddr | None) -> int | None:
     if src is None and dst is None:
         return None
     if src is None or dst is None:
@@ -197,7 +196,7 @@ def _pair_family(src: IPAddress | None, dst: IPAddress | None) -> int | None:
     return src_family
 
 
-def _encode_family(adv: Advertisement, src: IPAddress | None, dst: IPAddress | None) -> int:
+def _encode_family(adv: Advertisement, src: IPAddr | None, dst: IPAddr | None) -> int:
     families = {_family_of("each of addresses", a) for a in adv.addresses}
     if len(families) > 1:
         raise ValueError("addresses mix IPv4 and IPv6; one advertisement carries one family")
@@ -242,7 +241,7 @@ def _check_fields(adv: Advertisement) -> None:
             raise ValueError("VRRPv3 has no authentication; auth_type/auth_data must be unset")
 
 
-def _pseudo_header(src: IPAddress, dst: IPAddress, length: int) -> bytes:
+def _pseudo_header(src: IPAddr, dst: IPAddr, length: int) -> bytes:
     if isinstance(src, IPv4Address) and isinstance(dst, IPv4Address):
         return ipv4_pseudo_header(src, dst, VRRP_PROTO, length)
     if isinstance(src, IPv6Address) and isinstance(dst, IPv6Address):

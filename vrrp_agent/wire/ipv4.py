@@ -10,7 +10,7 @@ from vrrp_agent.wire.errors import DecodeError
 _MIN_HEADER_LEN = 20
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class IPv4Header:
     """What the receive checks need from the IP header, plus the payload it frames."""
 

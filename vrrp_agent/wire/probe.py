@@ -38,7 +38,7 @@ _ECHO_HEADER = struct.Struct("!BBHHH")
 _IPPROTO_ICMP = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EchoReply:
     ident: int
     seq: int

@@ -498,7 +498,7 @@ def test_a_request_from_on_round_is_kept_and_rate_limited():
         await p.wait_closed()
         # Honoured (not once per 10 s interval), but no faster than REQUEST_GAP.
         assert 3 <= len(ends) <= 0.5 / REQUEST_GAP + 1
-        gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+        gaps = [b - a for a, b in zip(ends, ends[1:])]
         assert min(gaps) >= REQUEST_GAP * 0.9
         assert ticks > 100  # the loop kept running other tasks
         assert not p.up

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import needs
 from vrrp_agent.config.model import Instance, SyncGroup
 from vrrp_agent.io.notify import Notifier, fifo_line
 
@@ -231,8 +232,7 @@ def test_hook_killed_by_a_signal_is_reported_so(caplog: pytest.LogCaptureFixture
 def test_unknown_script_user_is_not_replaced_by_root(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("as non-root the configured user is not used")
+    needs.root("as non-root the configured user is not used")
     log = tmp_path / "hooks.log"
 
     async def go() -> None:
@@ -262,8 +262,7 @@ def open_dir() -> Iterator[Path]:
 
 
 def test_hooks_run_as_the_script_user_in_a_session_of_their_own(open_dir: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch users")
+    needs.root("to switch users")
     log = open_dir / "ids.log"
     record = f'echo "$(id -u) $(id -G) $(ps -o sid= -p $$) $$" >> {log}'
     i = Instance(name="VI_1", interface="eth0", virtual_router_id=51,
@@ -377,8 +376,7 @@ def test_drain_gives_up_after_its_timeout_and_kills_the_running_hook(
 
 
 def test_reconfigure_applies_the_new_user_to_later_events(open_dir: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch users")
+    needs.root("to switch users")
     log = open_dir / "ids.log"
     log.touch(mode=0o666)
     log.chmod(0o666)  # written by root, then by nobody

@@ -13,7 +13,6 @@ import asyncio
 import datetime
 import hashlib
 import logging
-import os
 import shutil
 import ssl
 import subprocess
@@ -26,13 +25,21 @@ from pathlib import Path
 
 import pytest
 
+from tests import needs
 from vrrp_agent.config.model import Checker, RealServer, Url, VirtualServer
 from vrrp_agent.lvs.checkers import RealServerChecker
 
 LOCAL = ip_address("127.0.0.1")
 # How late the event loop may wake on a busy machine, on top of the bound.
 LOOP_SLACK = 0.3
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="running scripts as nobody needs root")
+
+
+@pytest.fixture
+def as_root() -> None:
+    needs.root("running scripts as nobody")
+
+
+root_only = pytest.mark.usefixtures("as_root")
 
 
 @pytest.fixture(autouse=True)
@@ -106,10 +113,12 @@ class Web:
     async def stop(self) -> None:
         assert self._server is not None
         self._server.close()
-        await self._server.wait_closed()
+        # Connections first: from Python 3.12.1 on, wait_closed also waits for
+        # every open connection, and a hanging one never ends by itself.
         for task in list(self._conns):
             task.cancel()
         await asyncio.gather(*self._conns, return_exceptions=True)
+        await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -148,10 +157,9 @@ def tls_server_context() -> ssl.SSLContext:
         try:
             _self_signed(cert, key)
         except ImportError:
-            if shutil.which("openssl") is None:
-                pytest.skip("neither cryptography nor openssl to make a certificate")
+            openssl = needs.tool("openssl", "cryptography is not installed to make a certificate")
             subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                  "-nodes", "-days", "2", "-subj", "/CN=rs.test", "-keyout", str(key), "-out", str(cert)],
                 check=True, capture_output=True,
             )  # fmt: skip
@@ -170,7 +178,7 @@ def _self_signed(cert: Path, key: Path) -> None:
 
     k = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rs.test")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)  # datetime.UTC is 3.11+
     c = (
         x509.CertificateBuilder()
         .subject_name(name)
