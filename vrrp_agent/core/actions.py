@@ -49,4 +49,4 @@ class StateChanged:
 
 
 # Union, not `|`: an alias is evaluated at run time, and the agent runs on Python 3.9.
-Action = Union[SendAdvert, AddVips, RemoveVips, Announce, StateChanged]  # noqa: UP007
+Action = Union[SendAdvert, AddVips, RemoveVips, Announce, StateChanged]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class State(str, Enum):  # noqa: UP042 (StrEnum is 3.11+; the agent runs on 3.9)
+class State(str, Enum):  # not StrEnum: that is 3.11+, and the agent runs on 3.9
     """A router's protocol state.
 
     A `str` as well, so `state == "MASTER"` holds for code and tests that
