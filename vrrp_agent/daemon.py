@@ -110,8 +110,7 @@ class Agent:
             now = self.loop.time()
             if self._scripts_changed:
                 changed, self._scripts_changed = self._scripts_changed, set()
-                states = {n: s for n, s in self.scripts.states().items() if n in changed}
-                self._run(self.node.script_changed(states, now))
+                self._run(self.node.script_changed(self.scripts.states(changed), now))
             flags, self._flags = self._flags, set()
             if "arbiter" in flags:
                 self._run(self.node.arbiter_round(self.side.arbiter_reading(), now))
@@ -260,6 +259,7 @@ class Agent:
             elif isinstance(action, core.NotifyInstance):
                 self.notifier.instance_changed(action.instance, action.state, action.priority)
             elif isinstance(action, core.NotifyGroup):
+                log.info("(%s) sync group entering %s STATE", action.group.name, action.state)
                 self.notifier.group_changed(action.group, action.state)
             elif isinstance(action, core.ProbeArbiter):
                 self.side.probe_arbiter()

@@ -519,7 +519,7 @@ class Node:
             else:
                 state = "STOP"
             if self.group_states.get(name, "STOP") != state:
-                log.info("(%s) sync group entering %s STATE", name, state)
+                # Logged by whoever carries it out, after the members' own transitions.
                 self._out.append(NotifyGroup(group, state))
             if state == "STOP":
                 self.group_states.pop(name, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from vrrp_agent.config import Config
 from vrrp_agent.core.tracking import ScriptState
@@ -35,8 +35,9 @@ class ScriptPool:
         # reload with an insecure script is refused), with why.
         self.disabled: dict[str, str] = {}
 
-    def states(self) -> dict[str, ScriptState]:
-        return {name: runner.state for name, runner in self.runners.items()}
+    def states(self, names: Collection[str] | None = None) -> dict[str, ScriptState]:
+        """The state of every running script, or of those of `names` that run."""
+        return {n: r.state for n, r in self.runners.items() if names is None or n in names}
 
     def stale(self, cfg: Config) -> list[str]:
         """Running scripts that `cfg` drops, untracks or changes, and every
