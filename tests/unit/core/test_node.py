@@ -163,8 +163,15 @@ def test_in_a_sync_group_every_tracker_counts_with_weight_zero() -> None:
     assert node.group_states == {"VG": "FAULT"}
     # Transitions are reported in the order they happened, then the group.
     notes = [a for a in out if isinstance(a, (NotifyInstance, NotifyGroup))]
-    assert [(getattr(a, "instance", a).name if isinstance(a, NotifyInstance) else a.group.name,
-             a.state) for a in notes] == [("VI_1", "FAULT"), ("VI_2", "FAULT"), ("VG", "FAULT")]  # fmt: skip
+    assert [(_who(a), a.state) for a in notes] == [
+        ("VI_1", "FAULT"),
+        ("VI_2", "FAULT"),
+        ("VG", "FAULT"),
+    ]
+
+
+def _who(note: NotifyInstance | NotifyGroup) -> str:
+    return note.instance.name if isinstance(note, NotifyInstance) else note.group.name
 
 
 # ----------------------------------------------------------------- settling
