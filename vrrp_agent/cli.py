@@ -65,20 +65,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _load_or_exit(args.config)
     if not args.no_host_checks:
         # Like keepalived, judged on the host this runs on: the programs and
-        # users the file names must exist here, safe from non-root users.
-        from vrrp_agent import script_security
+        # users the file names must exist here, safe from non-root users, and
+        # the data plane lvs_backend gets here must do what the virtual
+        # servers ask. A reload passes the same gate.
+        from vrrp_agent.config.acceptance import accept
 
-        report = script_security.check(cfg)
-        for line in report.lines(args.config, report.warnings + report.errors):
+        verdict = accept(cfg)
+        for line in verdict.warning_lines(args.config) + verdict.error_lines(args.config):
             print(line, file=sys.stderr)
-        # The data plane lvs_backend gets here, and what it cannot do for the
-        # virtual servers (a scheduler, lb_kind TUN, IPVS on a kernel without it).
-        from vrrp_agent.lvs import capabilities
-
-        lvs = capabilities.check(cfg)
-        for keypath, message in lvs:
-            print(f"{args.config}: {keypath}: {message}", file=sys.stderr)
-        if report.errors or lvs:
+        if not verdict.accepted:
             return 2
     print(
         f"{args.config}: OK ({len(cfg.vrrp_instances)} vrrp_instances, "
@@ -168,7 +163,7 @@ def _table(answer: dict[str, object]) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]
              for r in rows]  # fmt: skip
     dropped = answer.get("rx_dropped") or {}
     header = "router_id {}  pid {}  uptime {}s".format(

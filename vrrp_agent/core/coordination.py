@@ -34,12 +34,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vrrp_agent.core.actions import Action, StateChanged
+from vrrp_agent.core.faults import FaultKey, FaultSource
 from vrrp_agent.core.router import PREEMPTING, Router, State
 
-SYNC_FAULT_PREFIX = "sync:"
 
-
-@dataclass(slots=True)
+@dataclass
 class Hold:
     """An exclusive instance displaced by its partner. `floor` is the priority
     the peer that took over first advertised (None until heard)."""
@@ -48,7 +47,7 @@ class Hold:
     floor: int | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class Outcome:
     """What one `settle` pass asks of the I/O layer."""
 
@@ -58,6 +57,9 @@ class Outcome:
 
 
 class Coordinator:
+    """The cross-instance decisions of one node: who is held back, who waits
+    for what, and which step-downs it forced (see the module docstring)."""
+
     def __init__(
         self,
         groups: Mapping[str, Sequence[str]],
@@ -129,12 +131,12 @@ class Coordinator:
 
     def _propagate_faults(self, routers: Mapping[str, Router], now: float, out: Outcome) -> None:
         for group, members in self.groups.items():
-            key = f"{SYNC_FAULT_PREFIX}{group}"
+            key = FaultKey(FaultSource.SYNC, group)
             faulty = [
                 m
                 for m in members
                 if m in routers
-                and any(not k.startswith(SYNC_FAULT_PREFIX) for k in routers[m].faults)
+                and any(_source(k) is not FaultSource.SYNC for k in routers[m].faults)
             ]
             for m in members:
                 r = routers.get(m)
@@ -215,3 +217,9 @@ class Coordinator:
             if r.state is not State.MASTER and r.want is None:
                 return f"sync group {group}: {mate} is {r.state.value} and does not claim MASTER"
         return None
+
+
+def _source(key: object) -> FaultSource | None:
+    # A router's fault table is keyed by FaultKey; anything else (a test's own
+    # key) counts as a fault of the member itself.
+    return key.source if isinstance(key, FaultKey) else None

@@ -4,7 +4,8 @@
 keepalived's fall/rise hysteresis; `FileReading` turns polled file contents
 into a track_file value. `track_effect`, `iface_effect` and `file_effect`
 turn what an instance tracks into what its router must be told: a priority
-delta and fault conditions (keys `script:`, `iface:`, `file:`), and `combine`
+delta and fault conditions (keyed by `FaultKey`s of source script, iface
+and file), and `combine`
 sums them into the one delta the router holds. No clock, no processes, no
 files: the I/O layer runs the checks, reads links and files, and feeds the
 results in.
@@ -18,14 +19,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from vrrp_agent.config.model import TrackRef
+from vrrp_agent.core.faults import FaultKey, FaultSource
 
 
-class ScriptState(enum.StrEnum):
+class ScriptState(str, enum.Enum):
+    """str(member) is its value, as a StrEnum's."""
+
     UP = "UP"
     DOWN = "DOWN"
 
+    def __str__(self) -> str:
+        return str(self.value)
 
-@dataclass(slots=True)
+
+@dataclass
 class ScriptTracker:
     """Fall/rise counting for one script.
 
@@ -65,16 +72,12 @@ class ScriptTracker:
         return False
 
 
-# Router fault keys of weight-0 scripts start with this; other trackers
-# (interfaces, files) use their own prefixes in the same fault table.
-FAULT_PREFIX = "script:"
+def fault_key(name: str) -> FaultKey:
+    """The fault a weight-0 script raises while DOWN."""
+    return FaultKey(FaultSource.SCRIPT, name)
 
 
-def fault_key(name: str) -> str:
-    return f"{FAULT_PREFIX}{name}"
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TrackEffect:
     """What an instance's tracked scripts ask of its router.
 
@@ -84,7 +87,7 @@ class TrackEffect:
     """
 
     delta: int = 0
-    faults: Mapping[str, str | None] = field(default_factory=dict)
+    faults: Mapping[FaultKey, str | None] = field(default_factory=dict)
 
 
 def effective_weight(ref: TrackRef, script_weight: int) -> int:
@@ -105,7 +108,7 @@ def track_effect(
     rejects unknown names, so this only happens mid-reload.
     """
     delta = 0
-    faults: dict[str, str | None] = {}
+    faults: dict[FaultKey, str | None] = {}
     for ref in refs:
         state = states.get(ref.name)
         if state is None or ref.name not in weights:
@@ -122,7 +125,7 @@ def track_effect(
 def combine(*effects: TrackEffect) -> TrackEffect:
     """One delta and one fault table from every kind of tracker: the router
     is told a single priority delta, so trackers never overwrite each other."""
-    faults: dict[str, str | None] = {}
+    faults: dict[FaultKey, str | None] = {}
     for effect in effects:
         faults.update(effect.faults)
     return TrackEffect(sum(e.delta for e in effects), faults)
@@ -130,17 +133,20 @@ def combine(*effects: TrackEffect) -> TrackEffect:
 
 # --- track_interface ------------------------------------------------------------
 
-IFACE_PREFIX = "iface:"
 
+class LinkState(str, enum.Enum):
+    """str(member) is its value, as a StrEnum's."""
 
-class LinkState(enum.StrEnum):
     UP = "UP"  # administratively up and running (carrier, oper state up)
     DOWN = "DOWN"  # exists, but down or without carrier
     GONE = "GONE"  # no such interface
 
+    def __str__(self) -> str:
+        return str(self.value)
 
-def iface_fault_key(name: str) -> str:
-    return f"{IFACE_PREFIX}{name}"
+
+def iface_fault_key(name: str) -> FaultKey:
+    return FaultKey(FaultSource.IFACE, name)
 
 
 def iface_effect(refs: Iterable[TrackRef], links: Mapping[str, LinkState]) -> TrackEffect:
@@ -152,7 +158,7 @@ def iface_effect(refs: Iterable[TrackRef], links: Mapping[str, LinkState]) -> Tr
     tracked interface, so absence can only mean it does not exist.
     """
     delta = 0
-    faults: dict[str, str | None] = {}
+    faults: dict[FaultKey, str | None] = {}
     for ref in refs:
         state = links.get(ref.name, LinkState.GONE)
         up = state is LinkState.UP
@@ -168,8 +174,6 @@ def iface_effect(refs: Iterable[TrackRef], links: Mapping[str, LinkState]) -> Tr
 
 # --- track_file -----------------------------------------------------------------
 
-FILE_PREFIX = "file:"
-
 # keepalived's track_file weight when neither the file nor the reference sets one.
 DEFAULT_FILE_WEIGHT = 1
 
@@ -181,8 +185,8 @@ FILE_LIMIT = 254
 _STRTOL = re.compile(r"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
-def file_fault_key(path: str) -> str:
-    return f"{FILE_PREFIX}{path}"
+def file_fault_key(path: str) -> FaultKey:
+    return FaultKey(FaultSource.FILE, path)
 
 
 def parse_file_value(text: str) -> tuple[int, str | None]:
@@ -233,7 +237,7 @@ def file_effect(refs: Iterable[TrackRef], values: Mapping[str, int]) -> TrackEff
     clamped to -254..253, is added to the priority, and a result of -254
     means FAULT instead."""
     delta = 0
-    faults: dict[str, str | None] = {}
+    faults: dict[FaultKey, str | None] = {}
     for ref in refs:
         value = values.get(ref.name, 0)
         w = file_weight(ref)
@@ -250,7 +254,7 @@ def file_effect(refs: Iterable[TrackRef], values: Mapping[str, int]) -> TrackEff
     return TrackEffect(delta, faults)
 
 
-@dataclass(slots=True)
+@dataclass
 class FileReading:
     """The value of one track file, from successive polls of its content.
 

@@ -13,7 +13,7 @@ from vrrp_agent.core.tracking import LinkState
 from vrrp_agent.io.netlink import IFA_F_SECONDARY, Rtnl
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Link:
     name: str
     index: int

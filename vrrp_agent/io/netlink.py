@@ -57,7 +57,7 @@ IFA_F_NODAD = 0x02
 IFA_PROTO_VRRP_AGENT = 112
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Address:
     ifindex: int
     interface: IPv4Interface | IPv6Interface

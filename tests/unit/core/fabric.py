@@ -1,7 +1,13 @@
-"""Several hosts, each with several VRIDs and its own Coordinator, on one fake
-segment: what `sim.Segment` does for one VRID, for sync groups, exclusive
-pairs and the arbiter gate. No sockets, no sleeping; the settle loop mirrors
-`Agent._settle`."""
+"""Several hosts, each a `Node` with several VRIDs, on one fake segment: what
+`sim.Segment` does for one VRID, for sync groups, exclusive pairs and the
+arbiter gate. No sockets, no sleeping; the settle loop is the node's own.
+
+Each host's configuration is built here: every instance tracks the host-wide
+file DELTA_FILE (weight 1, so its value is the priority delta) and a file of
+its own, FAULT_FILE (weight 0, non-zero means FAULT); `set_delta` and
+`set_fault` feed readings of those files to the node, as the daemon's poll
+does. Adverts travel encoded and are decoded by `Node.receive`.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,56 @@ import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address, IPv4Interface
 
-from vrrp_agent.core import Action, AddVips, RemoveVips, Router, SendAdvert, StateChanged
+from vrrp_agent.config.model import (
+    Arbiter,
+    Config,
+    FrozenMap,
+    GlobalDefs,
+    Instance,
+    SyncGroup,
+    TrackRef,
+    VirtualAddress,
+)
+from vrrp_agent.core import AddVips, RemoveVips, Router, SendAdvert, StateChanged
 from vrrp_agent.core.coordination import Coordinator
-from vrrp_agent.wire import Advertisement
+from vrrp_agent.core.node import (
+    ArbiterReading,
+    InstanceActions,
+    Node,
+    NodeAction,
+    ProbeArbiter,
+    TrackingInputs,
+)
+from vrrp_agent.core.tracking import FileReading
+from vrrp_agent.wire import MCAST_V4, Advertisement, encode
 
 from .sim import PROPAGATION, params
+
+IFNAME = "eth0"
+DELTA_FILE = "/run/fabric/delta"
+ARBITER_REF = IPv4Address("192.0.2.254")
+
+
+def fault_file(inst: str) -> str:
+    return f"/run/fabric/fault-{inst}"
+
+
+def reading(path: str, value: int) -> FileReading:
+    r = FileReading(path)
+    r.record(str(value))
+    return r
 
 
 @dataclass
 class Host:
+    """One fake host: its node, the routers it starts with, and what the
+    fabric saw it do."""
+
     name: str
-    routers: dict[str, Router]
-    coordinator: Coordinator
+    node: Node
+    fresh: dict[str, Router]
     frozen: bool = False
     # Reachability of the arbiter from this host, and when it last answered.
     arbiter_reachable: bool = True
@@ -31,8 +73,47 @@ class Host:
     vips: set[str] = field(default_factory=set)
     log: list[tuple[float, str, StateChanged]] = field(default_factory=list)
 
+    @property
+    def routers(self) -> dict[str, Router]:
+        return self.node.routers
+
+    @property
+    def coordinator(self) -> Coordinator:
+        return self.node.coordinator
+
+
+def host_config(
+    name: str,
+    priorities: Mapping[str, tuple[int, int]],
+    groups: Mapping[str, Sequence[str]],
+    pairs: Mapping[str, str],
+    arbiter: bool,
+) -> Config:
+    partner = {**pairs, **{b: a for a, b in pairs.items()}}
+    instances = {
+        inst: Instance(
+            name=inst,
+            interface=IFNAME,
+            virtual_router_id=vrid,
+            priority=prio,
+            virtual_ipaddress=(VirtualAddress(IPv4Interface(f"192.0.2.{vrid}/24")),),
+            track_file=(TrackRef(DELTA_FILE, 1), TrackRef(fault_file(inst), 0)),
+            exclusive_with=partner.get(inst),
+        )
+        for inst, (vrid, prio) in priorities.items()
+    }
+    return Config(
+        path=f"<{name}>",
+        global_defs=GlobalDefs(router_id=name),
+        vrrp_instances=FrozenMap(instances),
+        vrrp_sync_groups=FrozenMap({g: SyncGroup(g, tuple(m)) for g, m in groups.items()}),
+        arbiter=Arbiter(addresses=(ARBITER_REF,)) if arbiter else None,
+    )
+
 
 class Fabric:
+    """The hosts, the wire between them and a fake clock."""
+
     def __init__(self) -> None:
         self.now = 0.0
         self.hosts: dict[str, Host] = {}
@@ -64,41 +145,47 @@ class Fabric:
                 addresses=(IPv4Address(f"192.0.2.{vrid}"),),
             )
             routers[inst] = Router(p)
-        coord = Coordinator(groups or {}, pairs or {}, arbiter)
-        for n, r in routers.items():
-            r.gated = coord.gated(n)
-        host = Host(name, routers, coord)
+        cfg = host_config(name, priorities, groups or {}, pairs or {}, arbiter)
+        host = Host(name, Node(cfg), routers)
         self.hosts[name] = host
         return host
 
     def start(self, host: str) -> None:
         h = self.hosts[host]
-        for name, r in h.routers.items():
-            self._apply(h, name, r.start(self.now))
-        self._settle(h)
+        cfg = h.node.config
+        files = {DELTA_FILE: reading(DELTA_FILE, 0)}
+        files.update({fault_file(n): reading(fault_file(n), 0) for n in cfg.vrrp_instances})
+        self._run(h, h.node.apply(cfg, self.now, h.fresh, TrackingInputs(files=files)))
 
     def stop(self, host: str) -> None:
         h = self.hosts[host]
-        for name, r in h.routers.items():
-            self._apply(h, name, r.shutdown(self.now))
+        self._run(h, h.node.shutdown(self.now))
 
     def set_delta(self, host: str, delta: int) -> None:
         """A tracked check on `host` moved every instance's priority by `delta`."""
         h = self.hosts[host]
-        for name, r in h.routers.items():
-            self._apply(h, name, r.set_priority_delta(delta, self.now))
-        self._settle(h)
+        self._run(h, h.node.files_changed({DELTA_FILE: reading(DELTA_FILE, delta)}, self.now))
 
     def set_fault(self, host: str, inst: str, reason: str | None) -> None:
         h = self.hosts[host]
-        self._apply(h, inst, h.routers[inst].set_fault("test", reason, self.now))
-        self._settle(h)
+        path = fault_file(inst)
+        self._run(h, h.node.files_changed({path: reading(path, 1 if reason else 0)}, self.now))
 
     # ------------------------------------------------------------------ engine
 
-    def _apply(self, h: Host, name: str, actions: list[Action]) -> list[StateChanged]:
-        changes = []
+    def _run(self, h: Host, actions: list[NodeAction]) -> None:
         for a in actions:
+            if isinstance(a, InstanceActions):
+                self._apply(h, a)
+            elif isinstance(a, ProbeArbiter) and h.arbiter_reachable:
+                # The reference answers at once while this host reaches it.
+                h.arbiter_success = self.now
+                answer = ArbiterReading((ARBITER_REF,), up=True, last_success=self.now)
+                self._run(h, h.node.arbiter_round(answer, self.now))
+
+    def _apply(self, h: Host, batch: InstanceActions) -> None:
+        name = batch.instance
+        for a in batch.actions:
             if isinstance(a, SendAdvert):
                 heapq.heappush(
                     self._wire, (self.now + PROPAGATION, next(self._seq), h.name, a.advert)
@@ -109,21 +196,6 @@ class Fabric:
                 h.vips.discard(name)
             elif isinstance(a, StateChanged):
                 h.log.append((self.now, name, a))
-                changes.append(a)
-        return changes
-
-    def _settle(self, h: Host, changes: list[tuple[str, StateChanged]] | None = None) -> None:
-        pending = list(changes or [])
-        for _ in range(50):
-            if h.arbiter_reachable:
-                h.arbiter_success = self.now
-            out = h.coordinator.settle(h.routers, pending, h.arbiter_success, self.now)
-            pending = []
-            for name, actions in out.actions:
-                pending += [(name, c) for c in self._apply(h, name, actions)]
-            if not out.actions:
-                return
-        raise AssertionError(f"{h.name}: coordination did not settle")
 
     def _check_overlap(self) -> None:
         count = Counter(vip for h in self.hosts.values() for vip in h.vips)
@@ -134,14 +206,20 @@ class Fabric:
             else:
                 self._overlap_since.pop(vip, None)
 
+    def _deliver(self, sender: str, adv: Advertisement) -> None:
+        src = next(iter(self.hosts[sender].fresh.values())).params.local_ip
+        payload = encode(adv, src=src, dst=MCAST_V4, pseudo_header=True)
+        for hn, h in self.hosts.items():
+            if hn == sender or h.frozen or frozenset((hn, sender)) in self.cut:
+                continue
+            self._run(h, h.node.receive(IFNAME, 4, payload, src, MCAST_V4, 255, self.now))
+
     def run_until(self, t_end: float) -> None:
         while True:
             deadlines = [
                 (d, hn)
                 for hn, h in self.hosts.items()
-                if not h.frozen
-                for r in h.routers.values()
-                if (d := r.next_deadline()) is not None
+                if not h.frozen and (d := h.node.next_deadline()) is not None
             ]
             t_timer = min(deadlines, default=(float("inf"), ""))[0]
             t_wire = self._wire[0][0] if self._wire else float("inf")
@@ -153,29 +231,11 @@ class Fabric:
             self.now = max(self.now, t)
             if t_wire <= t_timer:
                 _, _, sender, adv = heapq.heappop(self._wire)
-                src = ip_address(next(iter(self.hosts[sender].routers.values())).params.local_ip)
-                for hn, h in self.hosts.items():
-                    if hn == sender or h.frozen or frozenset((hn, sender)) in self.cut:
-                        continue
-                    changes = []
-                    for name, r in h.routers.items():
-                        if r.params.vrid == adv.vrid:
-                            changes += [
-                                (name, c)
-                                for c in self._apply(h, name, r.receive(adv, src, self.now))
-                            ]
-                    self._settle(h, changes)
+                self._deliver(sender, adv)
             else:
                 for hn in sorted({hn for d, hn in deadlines if d <= self.now}):
                     h = self.hosts[hn]
-                    changes = []
-                    for name, r in h.routers.items():
-                        d = r.next_deadline()
-                        if d is not None and d <= self.now:
-                            changes += [
-                                (name, c) for c in self._apply(h, name, r.on_timer(self.now))
-                            ]
-                    self._settle(h, changes)
+                    self._run(h, h.node.on_timer(self.now))
             self._check_overlap()
 
     def holders(self) -> dict[str, list[str]]:

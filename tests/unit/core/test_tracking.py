@@ -17,9 +17,9 @@ import pytest
 from tests.unit.core.sim import Segment, params
 from vrrp_agent.config.model import Script, TrackRef
 from vrrp_agent.core import SendAdvert, State
+from vrrp_agent.core.faults import FaultSource
 from vrrp_agent.core.timers import master_down_interval
 from vrrp_agent.core.tracking import (
-    FAULT_PREFIX,
     FileReading,
     LinkState,
     ScriptState,
@@ -134,7 +134,7 @@ def test_weight_zero_is_a_fault_while_down_and_cleared_while_up() -> None:
     assert down.faults == {"script:chk": "vrrp_script chk failed"}
     up = track_effect([TrackRef("chk")], {"chk": 0}, {"chk": UP})
     assert up.faults == {"script:chk": None}  # listed, so the caller can clear it
-    assert fault_key("chk").startswith(FAULT_PREFIX)
+    assert fault_key("chk").source is FaultSource.SCRIPT
 
 
 def test_effects_of_several_scripts_add_up() -> None:

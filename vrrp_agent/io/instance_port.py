@@ -1,8 +1,9 @@
-"""Carries out one instance's actions on the real network.
+"""The I/O of one VRRP instance: its socket, its addresses, its announcements.
 
-Built from a validated configuration instance plus what the kernel says about
-its interface; the only piece of the agent that turns core actions into
-packets and addresses.
+`InstancePort` is built from a validated configuration instance plus what the
+kernel says about its interface, and owns the instance's `Router`; it is the
+only piece of the agent that turns a router's actions into packets and
+addresses.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from ipaddress import IPv4Interface, IPv6Interface
 
 from vrrp_agent.config import Config, Instance, garp_settings
 from vrrp_agent.core import (
@@ -30,18 +31,19 @@ from vrrp_agent.io.iface import Link, link, link_local_ipv6, primary_ipv4
 from vrrp_agent.io.netlink import Rtnl
 from vrrp_agent.io.vrrp_socket import VrrpSocket
 from vrrp_agent.wire import AUTH_NONE, AUTH_PASS, MCAST_V4, MCAST_V6, encode
+from vrrp_agent.wire.addresses import IPAddr
 
 log = logging.getLogger(__name__)
-
-IPAddr = IPv4Address | IPv6Address
 
 
 class StartupError(Exception):
     """The host cannot run this instance (missing interface, no address)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Vip:
+    """One address an instance configures while master, on the link it lives on."""
+
     link: Link
     interface: IPv4Interface | IPv6Interface
     label: str | None
@@ -75,7 +77,10 @@ def router_params(cfg: Config, inst: Instance, local_ip: IPAddr) -> RouterParams
     )
 
 
-class InstanceIO:
+class InstancePort:
+    """One instance's router and the kernel resources it acts through: the
+    shared VRRP socket, its links and announcers, the running announcement."""
+
     def __init__(
         self,
         cfg: Config,
@@ -95,7 +100,6 @@ class InstanceIO:
             (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
         )
         self._announcing: asyncio.Task[None] | None = None
-        self.holds_vips = False
 
     def _read_links(self) -> None:
         """What the kernel says now about our interfaces: index, MAC, source address."""
@@ -201,7 +205,6 @@ class InstanceIO:
                 continue
             if done:
                 changed.append(str(v.interface))
-        self.holds_vips = present
         if self.filtered:
             ips = [v.ip for v in self.vips]
             try:
