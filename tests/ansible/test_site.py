@@ -7,6 +7,7 @@ and the good ones only render the agent's configuration into a temp dir.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -253,3 +254,45 @@ def assert_stopped_before_any_change(r: subprocess.CompletedProcess[str]) -> Non
     assert all(h.get("changed", 0) == 0 for h in hosts.values()), hosts
     assert "PLAY [Deploy the VRRP nodes]" not in r.stdout
     assert "PLAY [Prepare the web servers behind LVS]" not in r.stdout
+
+
+AGENT_BAD = {
+    "nothing to run": (
+        {"instances": {}},
+        "vrrp_agent_instances and vrrp_agent_virtual_servers are both empty",
+    ),
+    "unknown check": (
+        {"checks": [{"check": "ping"}]},
+        "every vrrp_agent_checks[].check must be one of http, tcp, process, systemd, container, got ping",
+    ),
+    "check listed twice": (
+        {"checks": [{"check": "http"}, {"check": "tcp"}, {"check": "http"}]},
+        "vrrp_agent_checks lists a check twice (http, tcp, http)",
+    ),
+    "no systemd": (
+        {"target": {"service_mgr": "openrc"}},
+        "the agent runs as a systemd service (Type=notify), but this host's service manager is openrc",
+    ),
+    "no apt": (
+        {"target": {"pkg_mgr": "dnf"}},
+        "the role installs python3-venv and nftables with apt (Debian, Ubuntu), but this host's package manager is dnf",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", [*AGENT_BAD, "good"])
+def test_agent_preflight_names_the_problem(case: str, tmp_path: Path) -> None:
+    given, message = AGENT_BAD.get(case, ({"checks": [{"check": "http"}]}, None))
+    inv = {"all": {"hosts": {"lb1": {"ansible_connection": "local",
+                                     "ansible_python_interpreter": sys.executable}}}}  # fmt: skip
+    extra = tmp_path / "input.json"
+    role_input = {k: v for k, v in given.items() if k != "target"}
+    extra.write_text(json.dumps({"agent_input": role_input, "target": given.get("target", {})}))
+    r = play("tests/ansible/agent_preflight.yml", inv, tmp_path, "-e", f"@{extra}")
+    if message is None:
+        assert r.returncode == 0, r.stdout[-3000:]
+        assert recap(r.stdout)["lb1"]["failed"] == 0
+    else:
+        assert r.returncode != 0
+        [line] = [x for x in r.stdout.splitlines() if x.startswith("fatal: [lb1]")]
+        assert message in line and "(host lb1)" in line, line
