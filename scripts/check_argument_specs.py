@@ -4,6 +4,8 @@
 Rules, for every role and every entry point: each default is an option with
 the same default value; each option that declares a default has one in
 defaults/main.yml. Options without a default (host overrides) may be absent.
+An option that two entry points both take has the same spec in both (share it
+with a YAML alias, as roles/vrrp does, rather than keep a copy in step).
 """
 
 from __future__ import annotations
@@ -38,6 +40,22 @@ def check_role(role: Path) -> list[str]:
         for name, option in options.items():
             if "default" in option and name not in defaults:
                 problems.append(f"{where}.{name}: has a default but is not in defaults/main.yml")
+    return problems + _entry_points_disagree(specs, specs_file)
+
+
+def _entry_points_disagree(specs: dict, specs_file: Path) -> list[str]:
+    """Each option that several entry points take, where their specs differ."""
+    problems = []
+    first: dict[str, tuple[str, dict]] = {}
+    for entry, spec in specs.items():
+        for name, option in spec.get("options", {}).items():
+            if name not in first:
+                first[name] = (entry, option)
+            elif option != first[name][1]:
+                problems.append(
+                    f"{specs_file}: argument_specs.{entry}.options.{name} differs from "
+                    f"argument_specs.{first[name][0]}.options.{name}"
+                )
     return problems
 
 

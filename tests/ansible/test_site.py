@@ -7,6 +7,7 @@ and the good ones only render the agent's configuration into a temp dir.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -141,10 +142,6 @@ def _dual(inv: dict, **kw: object) -> None:
 
 
 BAD = {
-    "unknown topology": (
-        lambda inv: inv["all"]["vars"].update(vrrp_topology="active_active"),
-        "vrrp_topology: 'active_active' is not one of master_backup, dual_master, lvs_nginx (host lb1)",
-    ),
     "duplicate VRID": (
         lambda inv: _dual(inv, vrrp_vrids=[60, 60]),
         "vrrp_vrids[1]: VRID 60 is already used by VI_1 on lo; one VRID per interface (host lb1)",
@@ -170,10 +167,6 @@ BAD = {
             lb3={"ansible_host": "192.0.2.13"})),
         "dual_master needs exactly two hosts in group 'vrrp_nodes', found 3 (host lb3)",
     ),
-    "unknown dual-master mode": (
-        lambda inv: _dual(inv, vrrp_dual_master_mode="exclusve"),
-        "vrrp_dual_master_mode: 'exclusve' is not one of shared, exclusive (host lb1)",
-    ),
     "exclusive without dual_master": (
         lambda inv: inv["all"]["vars"].update(vrrp_dual_master_mode="exclusive"),
         "vrrp_dual_master_mode: exclusive keeps the two VIPs of dual_master apart, but vrrp_topology is 'master_backup' (set vrrp_topology: dual_master) (host lb1)",
@@ -193,16 +186,113 @@ BAD = {
 }  # fmt: skip
 
 
+# A wrong type or a value outside an option's choices: the role's argument
+# validation (meta/argument_specs.yml, entry point preflight) refuses it, on
+# every host, before the filter's cross-field rules run.
+SPEC_BAD = {
+    "unknown topology": (
+        lambda inv: inv["all"]["vars"].update(vrrp_topology="active_active"),
+        "value of vrrp_topology must be one of: master_backup, dual_master, lvs_nginx, got: active_active",
+    ),
+    "unknown version": (
+        lambda inv: inv["all"]["vars"].update(vrrp_version=4),
+        "value of vrrp_version must be one of: 2, 3, got: 4",
+    ),
+    "unknown health check": (
+        lambda inv: inv["all"]["vars"].update(vrrp_health_checks=["htp"]),
+        "value of vrrp_health_checks must be one or more of: http, tcp, process, systemd, container. Got no match for: htp",
+    ),
+    "unknown dual-master mode": (
+        lambda inv: _dual(inv, vrrp_dual_master_mode="exclusve"),
+        "value of vrrp_dual_master_mode must be one of: shared, exclusive, got: exclusve",
+    ),
+    "unknown arbiter method": (
+        lambda inv: inv["all"]["vars"].update(vrrp_arbiter_method="ping"),
+        "value of vrrp_arbiter_method must be one of: icmp, arp, got: ping",
+    ),
+    "unknown LVS kind": (
+        lambda inv: inv["all"]["vars"].update(vrrp_lvs_kind="TUN"),
+        "value of vrrp_lvs_kind must be one of: DR, NAT, got: TUN",
+    ),
+    "unknown LVS checker": (
+        lambda inv: inv["all"]["vars"].update(vrrp_lvs_check="SSL_GET"),
+        "value of vrrp_lvs_check must be one of: HTTP_GET, TCP_CHECK, got: SSL_GET",
+    ),
+    "nopreempt not a boolean": (
+        lambda inv: inv["all"]["vars"].update(vrrp_nopreempt="maybe"),
+        "argument 'vrrp_nopreempt' is of type str and we were unable to convert to bool",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", SPEC_BAD)
+def test_bad_argument_stops_in_argument_validation(case: str, tmp_path: Path) -> None:
+    mutate, message = SPEC_BAD[case]
+    r = play("site.yml", localize(_bad(mutate)), tmp_path)
+    for host in ("lb1", "lb2"):
+        # The host's failure names the role's spec and the variable.
+        [line] = [x for x in r.stdout.splitlines() if x.startswith(f"fatal: [{host}]")]
+        assert '"argument_spec_name": "preflight"' in line, line
+        assert message in line, line
+    assert_stopped_before_any_change(r)
+
+
 @pytest.mark.parametrize("case", BAD)
 def test_bad_inventory_stops_in_preflight_before_any_change(case: str, tmp_path: Path) -> None:
     mutate, message = BAD[case]
     r = play("site.yml", localize(_bad(mutate)), tmp_path)
     out = r.stdout + r.stderr
-    assert r.returncode != 0
     assert message in out, out[-4000:]
+    assert_stopped_before_any_change(r)
+
+
+def assert_stopped_before_any_change(r: subprocess.CompletedProcess[str]) -> None:
+    assert r.returncode != 0
     # Nothing was applied anywhere: no host reports a change, and no deploy play started.
     hosts = recap(r.stdout)
     assert hosts, r.stdout[-2000:]
     assert all(h.get("changed", 0) == 0 for h in hosts.values()), hosts
     assert "PLAY [Deploy the VRRP nodes]" not in r.stdout
     assert "PLAY [Prepare the web servers behind LVS]" not in r.stdout
+
+
+AGENT_BAD = {
+    "nothing to run": (
+        {"instances": {}},
+        "vrrp_agent_instances and vrrp_agent_virtual_servers are both empty",
+    ),
+    "unknown check": (
+        {"checks": [{"check": "ping"}]},
+        "every vrrp_agent_checks[].check must be one of http, tcp, process, systemd, container, got ping",
+    ),
+    "check listed twice": (
+        {"checks": [{"check": "http"}, {"check": "tcp"}, {"check": "http"}]},
+        "vrrp_agent_checks lists a check twice (http, tcp, http)",
+    ),
+    "no systemd": (
+        {"target": {"service_mgr": "openrc"}},
+        "the agent runs as a systemd service (Type=notify), but this host's service manager is openrc",
+    ),
+    "no apt": (
+        {"target": {"pkg_mgr": "dnf"}},
+        "the role installs python3-venv and nftables with apt (Debian, Ubuntu), but this host's package manager is dnf",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", [*AGENT_BAD, "good"])
+def test_agent_preflight_names_the_problem(case: str, tmp_path: Path) -> None:
+    given, message = AGENT_BAD.get(case, ({"checks": [{"check": "http"}]}, None))
+    inv = {"all": {"hosts": {"lb1": {"ansible_connection": "local",
+                                     "ansible_python_interpreter": sys.executable}}}}  # fmt: skip
+    extra = tmp_path / "input.json"
+    role_input = {k: v for k, v in given.items() if k != "target"}
+    extra.write_text(json.dumps({"agent_input": role_input, "target": given.get("target", {})}))
+    r = play("tests/ansible/agent_preflight.yml", inv, tmp_path, "-e", f"@{extra}")
+    if message is None:
+        assert r.returncode == 0, r.stdout[-3000:]
+        assert recap(r.stdout)["lb1"]["failed"] == 0
+    else:
+        assert r.returncode != 0
+        [line] = [x for x in r.stdout.splitlines() if x.startswith("fatal: [lb1]")]
+        assert message in line and "(host lb1)" in line, line

@@ -1,7 +1,7 @@
 """Derive every node's VRRP instances from the inventory, and check it first.
 
 Two filters, both pure functions of plain data so they are unit-tested
-without Ansible (tests/unit/test_topology_filter.py):
+without Ansible (tests/roles/test_topology_filter.py):
 
 - ``vrrp_problems(nodes, me, settings, real_servers)``: every cross-field
   problem, each naming the inventory variable and the host.
@@ -13,6 +13,14 @@ without Ansible (tests/unit/test_topology_filter.py):
 (host overrides are None when unset); ``real_servers`` likewise
 ``{"name", "address"}``. The order of ``nodes`` is the inventory order: the
 first host is master of a single VIP; in dual_master, host i masters VIP i.
+
+``settings`` holds every role variable without its ``vrrp_`` prefix
+(vars/main.yml), already checked against meta/argument_specs.yml: the role's
+argument validation refuses a wrong type or a value that is not among an
+option's choices, naming the variable, before these filters run. So they
+check only what one variable's spec cannot say (ranges, formats, and rules
+between variables, hosts and facts), and read each setting without a
+fallback: every default lives in defaults/main.yml.
 
 dual_master comes in two modes (``vrrp_dual_master_mode``): ``shared``, where
 a node that loses its peer holds both VIPs, and ``exclusive``, where the two
@@ -27,16 +35,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-TOPOLOGIES = ("master_backup", "dual_master", "lvs_nginx")
-CHECKS = ("http", "tcp", "process", "systemd", "container")
+# The topologies, dual-master modes, checks, arbiter methods and LVS kinds are
+# the `choices:` of their options in meta/argument_specs.yml.
 VIP_COUNT = {"master_backup": (1, 1), "dual_master": (2, 2), "lvs_nginx": (1, 255)}
+# vrrp_state is one value or a mapping per instance, so its spec is `raw`.
 STATES = ("MASTER", "BACKUP")
-DUAL_MASTER_MODES = ("shared", "exclusive")
-ARBITER_METHODS = ("icmp", "arp")
-# The real-server checkers the role renders (keepalived's names); nginx serves
-# plain HTTP, so SSL_GET has nothing to check and MISC_CHECK needs a script.
-LVS_CHECKS = ("HTTP_GET", "TCP_CHECK")
-LVS_KINDS = ("DR", "NAT")
 
 
 def _is_int(v: Any) -> bool:
@@ -66,15 +69,15 @@ def _parse_ip(text: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
 
 
 def instance_names(settings: dict[str, Any]) -> list[str]:
-    vips = settings.get("vips") or []
+    vips = settings["vips"] or []
     return [f"VI_{i + 1}" for i in range(len(vips) if isinstance(vips, list) else 0)]
 
 
 def _vrids(settings: dict[str, Any]) -> list[Any]:
-    given = settings.get("vrids")
+    given = settings["vrids"]
     if given:
         return list(given)
-    base = settings.get("vrid_base", 51)
+    base = settings["vrid_base"]
     return [base + i for i in range(len(instance_names(settings)))]
 
 
@@ -93,7 +96,7 @@ def _master_index(nodes: list[dict[str, Any]], j: int, name: str, topology: str)
 
 
 def _priorities(nodes: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, list[Any]]:
-    top, step = settings.get("priority_top", 150), settings.get("priority_step", 50)
+    top, step = settings["priority_top"], settings["priority_step"]
     out: dict[str, list[Any]] = {}
     for j, name in enumerate(instance_names(settings)):
         m = _master_index(nodes, j, name, settings["topology"])
@@ -114,12 +117,9 @@ def vrrp_problems(
 ) -> list[str]:
     p: list[str] = []
     at = f"(host {me})"
-    topology = settings.get("topology")
-    group = settings.get("nodes_group", "vrrp_nodes")
-    rs_group = settings.get("real_servers_group", "real_servers")
-    if topology not in TOPOLOGIES:
-        p.append(f"vrrp_topology: {topology!r} is not one of {', '.join(TOPOLOGIES)} {at}")
-        return p
+    topology = settings["topology"]
+    group = settings["nodes_group"]
+    rs_group = settings["real_servers_group"]
     if not nodes:
         p.append(f"vrrp_nodes_group: group {group!r} is missing or empty {at}")
         return p
@@ -136,7 +136,7 @@ def vrrp_problems(
             f"which is missing or empty {at}"
         )
 
-    interface = settings.get("interface")
+    interface = settings["interface"]
     if not isinstance(interface, str) or not interface:
         p.append(f"vrrp_interface: must be an interface name, got {interface!r} {at}")
     elif (
@@ -144,8 +144,10 @@ def vrrp_problems(
     ):
         p.append(f"vrrp_interface: {interface!r} does not exist {at}")
 
-    vips = settings.get("vips")
+    vips = settings["vips"]
     parsed = []
+    # Ansible's `list` type splits a string on commas rather than refuse it, and
+    # the filter sees the inventory's value, not the split one: refuse it here.
     if not isinstance(vips, list):
         p.append(f"vrrp_vips: must be a list of addresses, got {vips!r} {at}")
         vips = []
@@ -164,49 +166,36 @@ def vrrp_problems(
     if len({v.version for v in parsed}) > 1:
         p.append(f"vrrp_vips: mixes IPv4 and IPv6; use one family per deployment {at}")
 
-    version = settings.get("version")
-    if version not in (2, 3) or not _is_int(version):
-        p.append(f"vrrp_version: must be 2 or 3, got {version!r} {at}")
-    elif version == 2 and any(v.version == 6 for v in parsed):
+    version = settings["version"]
+    if version == 2 and any(v.version == 6 for v in parsed):
         p.append(f"vrrp_version: VRRPv2 is IPv4 only, but vrrp_vips has IPv6 {at}")
-    advert = settings.get("advert_int")
+    advert = settings["advert_int"]
     if not _is_number(advert) or advert <= 0:
         p.append(f"vrrp_advert_int: must be a positive number of seconds, got {advert!r} {at}")
     elif version == 2 and (advert != int(advert) or not 1 <= advert <= 255):
         p.append(f"vrrp_advert_int: VRRPv2 takes whole seconds 1..255, got {advert!r} {at}")
     elif version == 3 and not 0.01 <= advert <= 40.95:
         p.append(f"vrrp_advert_int: VRRPv3 takes 0.01..40.95 seconds, got {advert!r} {at}")
-    auth = settings.get("auth_pass") or ""
+    auth = settings["auth_pass"] or ""
     if auth and version != 2:
         p.append(f"vrrp_auth_pass: authentication is VRRPv2 only (set vrrp_version: 2) {at}")
     if auth and (not isinstance(auth, str) or len(auth) > 8):
         p.append(f"vrrp_auth_pass: must be a string of at most 8 characters {at}")
 
-    nopreempt = settings.get("nopreempt")
-    if not isinstance(nopreempt, bool):
-        p.append(f"vrrp_nopreempt: must be true or false, got {nopreempt!r} {at}")
-    delay = settings.get("preempt_delay")
+    nopreempt = settings["nopreempt"]
+    delay = settings["preempt_delay"]
     if not _is_number(delay) or not 0 <= delay <= 1000:
         p.append(f"vrrp_preempt_delay: must be 0..1000 seconds, got {delay!r} {at}")
-    elif nopreempt is True and delay > 0:
+    elif nopreempt and delay > 0:
         p.append(f"vrrp_preempt_delay: has no effect with vrrp_nopreempt: true {at}")
-    if not isinstance(settings.get("unicast"), bool):
-        p.append(f"vrrp_unicast: must be true or false, got {settings.get('unicast')!r} {at}")
 
-    checks = settings.get("health_checks")
+    checks = settings["health_checks"]
     if not isinstance(checks, list):
         p.append(f"vrrp_health_checks: must be a list of check names, got {checks!r} {at}")
-    else:
-        for k, name in enumerate(checks):
-            if name not in CHECKS:
-                p.append(
-                    f"vrrp_health_checks[{k}]: unknown check {name!r}; "
-                    f"known: {', '.join(CHECKS)} {at}"
-                )
 
     names = instance_names(settings)
     vrids = _vrids(settings)
-    if settings.get("vrids") and len(vrids) != len(names):
+    if settings["vrids"] and len(vrids) != len(names):
         p.append(f"vrrp_vrids: needs one VRID per VIP ({len(names)}), got {len(vrids)} {at}")
     for k, vrid in enumerate(vrids):
         if not _is_int(vrid) or not 1 <= vrid <= 255:
@@ -232,9 +221,7 @@ def vrrp_problems(
             if state is not None and state not in STATES:
                 p.append(f"vrrp_state: must be MASTER or BACKUP, got {state!r} {who}")
                 break
-        if settings.get("unicast") is True and not (
-            node.get("unicast_src_ip") or node.get("address")
-        ):
+        if settings["unicast"] and not (node.get("unicast_src_ip") or node.get("address")):
             p.append(
                 f"vrrp_unicast_src_ip: unicast mode needs an address of {interface} on every node; "
                 f"none known {who}"
@@ -274,28 +261,24 @@ def vrrp_problems(
 
 def _lvs_problems(p: list[str], settings: dict[str, Any], at: str) -> None:
     """The virtual server's settings (lvs_nginx only: elsewhere they are unused)."""
-    kind = settings.get("lvs_kind", "DR")
-    if kind not in LVS_KINDS:
-        p.append(f"vrrp_lvs_kind: {kind!r} is not one of {', '.join(LVS_KINDS)} {at}")
-    check = settings.get("lvs_check", "HTTP_GET")
-    if check not in LVS_CHECKS:
-        p.append(f"vrrp_lvs_check: {check!r} is not one of {', '.join(LVS_CHECKS)} {at}")
-    url = settings.get("lvs_check_url", "/")
-    if check == "HTTP_GET" and (not isinstance(url, str) or not url.startswith("/")):
+    url = settings["lvs_check_url"]
+    if settings["lvs_check"] == "HTTP_GET" and (
+        not isinstance(url, str) or not url.startswith("/")
+    ):
         p.append(f"vrrp_lvs_check_url: must be a path starting with '/', got {url!r} {at}")
-    status = settings.get("lvs_check_status_code", 200)
+    status = settings["lvs_check_status_code"]
     if not _is_int(status) or not 100 <= status <= 599:
         p.append(
             f"vrrp_lvs_check_status_code: must be an HTTP status 100..599, got {status!r} {at}"
         )
     for key in ("lvs_delay_loop", "lvs_connect_timeout"):
-        value = settings.get(key)
+        value = settings[key]
         if not _is_number(value) or value <= 0:
             p.append(f"vrrp_{key}: must be a positive number of seconds, got {value!r} {at}")
-    retry = settings.get("lvs_retry")
+    retry = settings["lvs_retry"]
     if not _is_int(retry) or retry < 0:
         p.append(f"vrrp_lvs_retry: must be a whole number 0 or more, got {retry!r} {at}")
-    delay = settings.get("lvs_delay_before_retry")
+    delay = settings["lvs_delay_before_retry"]
     if not _is_number(delay) or delay < 0:
         p.append(f"vrrp_lvs_delay_before_retry: must be 0 or more seconds, got {delay!r} {at}")
 
@@ -304,39 +287,33 @@ def _lvs_checker(settings: dict[str, Any]) -> dict[str, Any]:
     """One real server's checker, keepalived's keywords. A real server is DOWN
     at most delay_loop + (retry + 1) * connect_timeout + retry * delay_before_retry
     after it stops answering, and UP again at the first check that passes."""
-    kind = settings.get("lvs_check", "HTTP_GET")
+    kind = settings["lvs_check"]
     checker: dict[str, Any] = {}
     if kind == "HTTP_GET":
         checker["url"] = {
-            "path": settings.get("lvs_check_url", "/"),
-            "status_code": settings.get("lvs_check_status_code", 200),
+            "path": settings["lvs_check_url"],
+            "status_code": settings["lvs_check_status_code"],
         }
     checker.update(
-        connect_timeout=settings.get("lvs_connect_timeout", 3),
-        retry=settings.get("lvs_retry", 3),
-        delay_before_retry=settings.get("lvs_delay_before_retry", 3),
+        connect_timeout=settings["lvs_connect_timeout"],
+        retry=settings["lvs_retry"],
+        delay_before_retry=settings["lvs_delay_before_retry"],
     )
     return {kind: checker}
 
 
 def _dual_master_problems(p: list[str], settings: dict[str, Any], at: str) -> bool:
     """vrrp_dual_master_mode; True when the deployment is exclusive dual-master."""
-    mode = settings.get("dual_master_mode", "shared")
-    if mode not in DUAL_MASTER_MODES:
-        p.append(
-            f"vrrp_dual_master_mode: {mode!r} is not one of {', '.join(DUAL_MASTER_MODES)} {at}"
-        )
+    if settings["dual_master_mode"] != "exclusive":
         return False
-    if mode != "exclusive":
-        return False
-    topology = settings.get("topology")
+    topology = settings["topology"]
     if topology != "dual_master":
         p.append(
             f"vrrp_dual_master_mode: exclusive keeps the two VIPs of dual_master apart, "
             f"but vrrp_topology is {topology!r} (set vrrp_topology: dual_master) {at}"
         )
         return False
-    if settings.get("nopreempt") is True:
+    if settings["nopreempt"]:
         # Without preemption the VIPs never swap back after a failed check, and the
         # default weight would be 0 (FAULT), which leaves one VIP unserved instead
         # of swapping the two.
@@ -363,8 +340,8 @@ def _exclusive_problems(
             f"but the highest priorities put {who} (see vrrp_master_of, vrrp_priority) {at}"
         )
         return
-    weight = settings.get("check_weight")
-    if not settings.get("health_checks") or not _is_int(weight):
+    weight = settings["check_weight"]
+    if not settings["health_checks"] or not _is_int(weight):
         return  # no check to swap on; or a weight the agent's validate will name
     for name, row in priorities.items():
         top, low = max(row), min(row)
@@ -392,12 +369,11 @@ def _arbiter_problems(
     vips: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
     at: str,
 ) -> None:
-    method = settings.get("arbiter_method", "icmp")
-    if method not in ARBITER_METHODS:
-        p.append(f"vrrp_arbiter_method: {method!r} is not one of {', '.join(ARBITER_METHODS)} {at}")
-    ips = settings.get("arbiter_ips")
+    method = settings["arbiter_method"]
+    ips = settings["arbiter_ips"]
     if ips is None:
         return
+    # As with vrrp_vips: the spec's `list` would take a string and split it.
     if not isinstance(ips, list):
         p.append(f"vrrp_arbiter_ips: must be a list of addresses, got {ips!r} {at}")
         return
@@ -435,12 +411,12 @@ def _arbiter_problems(
 def _arbiter(settings: dict[str, Any]) -> dict[str, Any]:
     """The agent's arbiter section; empty when there is none. The agent's own
     defaults (interval 1 s, timeout 0.5 s, fall 2, rise 2) apply."""
-    ips = settings.get("arbiter_ips") or []
+    ips = settings["arbiter_ips"] or []
     if not ips:
         return {}
     return {
         "addresses": [str(_parse_ip(a)) for a in ips],
-        "method": settings.get("arbiter_method", "icmp"),
+        "method": settings["arbiter_method"],
         # The segment that VRRP runs on is the one whose partition matters.
         "interface": settings["interface"],
     }
@@ -448,20 +424,21 @@ def _arbiter(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _check(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     args = {
-        "http": settings.get("check_http_url", "http://127.0.0.1/"),
-        "tcp": f"127.0.0.1 {settings.get('check_tcp_port', 80)}",
-        "process": settings.get("check_process", "nginx"),
-        "systemd": settings.get("check_systemd_unit", "nginx.service"),
-        "container": settings.get("check_container", ""),
+        "http": settings["check_http_url"],
+        "tcp": f"127.0.0.1 {settings['check_tcp_port']}",
+        "process": settings["check_process"],
+        "systemd": settings["check_systemd_unit"],
+        "container": settings["check_container"],
     }[name]
+    # Every field is set, from defaults/main.yml or the inventory: the agent
+    # role renders what it is given and keeps no defaults of its own for them.
     return {
         "check": name,
         "args": str(args),
-        "interval": settings.get("check_interval", 2),
-        "timeout": settings.get("check_timeout", 2),
-        "weight": settings.get("check_weight", -60),
-        "fall": settings.get("check_fall", 2),
-        "rise": settings.get("check_rise", 1),
+        **{
+            key: settings[f"check_{key}"]
+            for key in ("interval", "timeout", "weight", "fall", "rise")
+        },
     }
 
 
@@ -481,8 +458,8 @@ def vrrp_plan(
     names = instance_names(settings)
     vrids = _vrids(settings)
     priorities = _priorities(nodes, settings)
-    checks = [_check(c, settings) for c in settings.get("health_checks") or []]
-    exclusive = topology == "dual_master" and settings.get("dual_master_mode") == "exclusive"
+    checks = [_check(c, settings) for c in settings["health_checks"]]
+    exclusive = topology == "dual_master" and settings["dual_master_mode"] == "exclusive"
 
     def src(n: dict[str, Any]) -> str:
         return str(n.get("unicast_src_ip") or n.get("address"))
@@ -513,7 +490,7 @@ def vrrp_plan(
         if settings["unicast"]:
             inst["unicast_src_ip"] = src(node)
             inst["unicast_peer"] = [src(n) for n in nodes if n["name"] != me]
-        if settings["version"] == 2 and settings.get("auth_pass"):
+        if settings["version"] == 2 and settings["auth_pass"]:
             inst["authentication"] = {"auth_type": "PASS", "auth_pass": settings["auth_pass"]}
         if checks:
             # Every instance tracks every check: in exclusive mode, too, one
@@ -527,7 +504,7 @@ def vrrp_plan(
 
     virtual_servers: list[dict[str, Any]] = []
     if topology == "lvs_nginx":
-        port = settings.get("lvs_port", 80)
+        port = settings["lvs_port"]
         checker = _lvs_checker(settings)
         for vip_text in settings["vips"]:
             vip = _parse_vip(vip_text)
@@ -537,10 +514,10 @@ def vrrp_plan(
                     "ip": str(vip.ip),
                     "port": port,
                     "protocol": "TCP",
-                    "lb_algo": settings.get("lvs_algo", "rr"),
-                    "lb_kind": settings.get("lvs_kind", "DR"),
-                    "delay_loop": settings.get("lvs_delay_loop", 6),
-                    "persistence_timeout": settings.get("lvs_persistence_timeout", 0),
+                    "lb_algo": settings["lvs_algo"],
+                    "lb_kind": settings["lvs_kind"],
+                    "delay_loop": settings["lvs_delay_loop"],
+                    "persistence_timeout": settings["lvs_persistence_timeout"],
                     "real_servers": [
                         {"ip": str(rs["address"]), "port": port, "weight": 1, **checker}
                         for rs in real_servers or []
