@@ -93,7 +93,8 @@ def _checker(problems: Problems, kind: CheckerKind, data: Any, keypath: str) -> 
         if s.has("retry"):
             s.error("nb_get_retry", "nb_get_retry is keepalived's old name for retry: set one")
         else:
-            settings["retry"] = s.get("nb_get_retry", ints(0))
+            # an explicit default: Checker has no field of that name to take one from
+            settings["retry"] = s.get("nb_get_retry", ints(0), None)
     if kind == CheckerKind.MISC_CHECK:
         settings["misc_path"] = s.need("misc_path", text)
         settings["misc_timeout"] = s.get("misc_timeout", floats(lo_open=True))
