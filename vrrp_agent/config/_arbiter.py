@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._reader import Problems, Section, choice, describe, floats, ifname, ints, ip_addr
+from .enums import ArbiterMethod
 from .model import Arbiter
-
-ARBITER_KEYS = ("addresses", "method", "interface", "interval", "timeout", "fall", "rise")
 
 
 def parse_arbiter(problems: Problems, data: Any) -> Arbiter | None:
@@ -17,10 +16,10 @@ def parse_arbiter(problems: Problems, data: Any) -> Arbiter | None:
         problems.add("arbiter", f"expected a mapping, got {describe(data)}")
         return None
     start = len(problems)
-    s = Section(problems, data, "arbiter", ARBITER_KEYS, cls=Arbiter)
+    s = Section(problems, data, "arbiter", cls=Arbiter)
     addresses = s.checked_items("addresses", ip_addr, required=True)
     settings: dict[str, Any] = {
-        "method": s.get("method", choice("icmp", "arp", upper=False)),
+        "method": s.get("method", choice(ArbiterMethod, upper=False)),
         "interface": s.get("interface", ifname),
         "interval": s.get("interval", floats(lo_open=True)),
         "timeout": s.get("timeout", floats(lo_open=True)),
@@ -29,7 +28,7 @@ def parse_arbiter(problems: Problems, data: Any) -> Arbiter | None:
     }
     if s.ok("interval", "timeout") and settings["timeout"] > settings["interval"]:
         s.error("timeout", "timeout must not exceed interval (one probe round at a time)")
-    if s.ok("method") and settings["method"] == "arp":
+    if s.ok("method") and settings["method"] == ArbiterMethod.ARP:
         if settings["interface"] is None and s.ok("interface"):
             s.error("interface", "method arp needs the interface to probe on")
         for keypath, address in addresses:

@@ -23,16 +23,9 @@ from ._vrrp import (
     parse_scripts,
     parse_sync_groups,
 )
-from .model import Config, FrozenMap, Instance
+from .model import Config, FrozenMap, Instance, config_keys
 
-SECTIONS = (
-    "global_defs",
-    "vrrp_scripts",
-    "vrrp_instances",
-    "vrrp_sync_groups",
-    "virtual_servers",
-    "arbiter",
-)
+SECTIONS = config_keys(Config)
 
 
 def load(path: str) -> Config:

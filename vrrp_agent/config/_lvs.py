@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+from vrrp_agent.wire.addresses import IPAddr
 
 from ._reader import (
     Invalid,
@@ -22,34 +23,11 @@ from ._reader import (
     join,
     text,
 )
-from .model import Checker, IPAddr, RealServer, SorryServer, Url, VirtualServer
+from .enums import CheckerKind, LbAlgo, LbKind, TransportProtocol
+from .model import Checker, RealServer, SorryServer, Url, VirtualServer, config_keys
 
-VIRTUAL_SERVER_KEYS = (
-    "ip",
-    "port",
-    "protocol",
-    "lb_algo",
-    "lb_kind",
-    "delay_loop",
-    "persistence_timeout",
-    "sorry_server",
-    "real_servers",
-)
-REAL_SERVER_KEYS = ("ip", "port", "weight", "inhibit_on_failure")
-CHECKER_KINDS = ("TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK")
-_NET_CHECK_KEYS = ("connect_timeout", "connect_port", "retry", "nb_get_retry", "delay_before_retry")
-CHECKER_KEYS: Mapping[str, tuple[str, ...]] = {
-    "TCP_CHECK": _NET_CHECK_KEYS,
-    "HTTP_GET": (*_NET_CHECK_KEYS, "url"),
-    "SSL_GET": (*_NET_CHECK_KEYS, "url"),
-    "MISC_CHECK": ("misc_path", "misc_timeout", "retry", "nb_get_retry", "delay_before_retry"),
-}
-URL_KEYS = ("path", "status_code", "digest")
-
-# The IPVS schedulers keepalived accepts; the data plane decides which it can run.
-LB_ALGOS = (
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
-)  # fmt: skip
+# Kept as words for the data planes' tests, which check they cover every one.
+LB_ALGOS = tuple(algo.value for algo in LbAlgo)
 _PORT = ints(1, 65535)
 # IPVS weights are non-negative; the nftables data plane expands weights into map
 # entries, so keep them small enough to stay cheap.
@@ -59,7 +37,7 @@ _RS_WEIGHT = ints(0, 65535)
 def _sorry_server(value: Any) -> SorryServer:
     # keepalived writes "sorry_server IP PORT"; a mapping {ip, port} reads better in YAML
     if isinstance(value, dict):
-        unknown = sorted(str(k) for k in value if k not in ("ip", "port"))
+        unknown = sorted(str(k) for k in value if k not in config_keys(SorryServer))
         if unknown:
             raise Invalid(f"unknown key {unknown[0]!r} (expected ip and port)")
         if "ip" not in value or "port" not in value:
@@ -87,7 +65,7 @@ def _urls(problems: Problems, data: Any, keypath: str) -> tuple[Url, ...] | None
         if not isinstance(item, dict):
             problems.add(item_keypath, f"expected a mapping, got {describe(item)}")
             continue
-        s = Section(problems, item, item_keypath, URL_KEYS, cls=Url)
+        s = Section(problems, item, item_keypath, cls=Url)
         path = s.need("path", abs_path)
         status = s.get("status_code", ints(100, 599))
         digest = s.get("digest", text)
@@ -98,31 +76,32 @@ def _urls(problems: Problems, data: Any, keypath: str) -> tuple[Url, ...] | None
     return tuple(urls) if len(problems) == start else None
 
 
-def _checker(problems: Problems, kind: str, data: Any, keypath: str) -> Checker | None:
+def _checker(problems: Problems, kind: CheckerKind, data: Any, keypath: str) -> Checker | None:
     if data is None:
         data = {}  # "TCP_CHECK:" alone means every default, like keepalived's TCP_CHECK {}
     if not isinstance(data, dict):
         problems.add(keypath, f"expected a mapping, got {describe(data)}")
         return None
     start = len(problems)
-    s = Section(problems, data, keypath, CHECKER_KEYS[kind], cls=Checker)
+    s = Section(problems, data, keypath, config_keys(Checker, kind), cls=Checker)
     settings: dict[str, Any] = {
         "retry": s.get("retry", ints(0)),
         "delay_before_retry": s.get("delay_before_retry", floats()),
     }
-    # keepalived's older name for retry, still in many configurations.
+    # keepalived's older name for retry (see Checker.retry)
     if s.has("nb_get_retry"):
         if s.has("retry"):
             s.error("nb_get_retry", "nb_get_retry is keepalived's old name for retry: set one")
         else:
-            settings["retry"] = s.get("nb_get_retry", ints(0))
-    if kind == "MISC_CHECK":
+            # an explicit default: Checker has no field of that name to take one from
+            settings["retry"] = s.get("nb_get_retry", ints(0), None)
+    if kind == CheckerKind.MISC_CHECK:
         settings["misc_path"] = s.need("misc_path", text)
         settings["misc_timeout"] = s.get("misc_timeout", floats(lo_open=True))
     else:
         settings["connect_timeout"] = s.get("connect_timeout", floats(lo_open=True))
         settings["connect_port"] = s.get("connect_port", _PORT)
-    if kind in ("HTTP_GET", "SSL_GET"):
+    if kind in (CheckerKind.HTTP_GET, CheckerKind.SSL_GET):
         if "url" not in data:
             s.error("url", f"{kind} needs at least one url {{path: ..., status_code: ...}}")
         else:
@@ -135,8 +114,8 @@ def _real_server(problems: Problems, data: Any, keypath: str) -> RealServer | No
         problems.add(keypath, f"expected a mapping, got {describe(data)}")
         return None
     start = len(problems)
-    kinds = [kind for kind in CHECKER_KINDS if kind in data]
-    s = Section(problems, data, keypath, (*REAL_SERVER_KEYS, *CHECKER_KINDS), cls=RealServer)
+    kinds = [kind for kind in CheckerKind if kind.value in data]
+    s = Section(problems, data, keypath, cls=RealServer)
     ip = s.need("ip", ip_addr)
     port = s.need("port", _PORT)
     weight = s.get("weight", _RS_WEIGHT)
@@ -144,10 +123,13 @@ def _real_server(problems: Problems, data: Any, keypath: str) -> RealServer | No
     checker = None
     if len(kinds) > 1:
         problems.add(
-            keypath, f"one health checker per real server is supported, got {', '.join(kinds)}"
+            keypath,
+            "one health checker per real server is supported, got "
+            + ", ".join(kind.value for kind in kinds),
         )
     elif kinds:
-        checker = _checker(problems, kinds[0], data[kinds[0]], join(keypath, kinds[0]))
+        kind = kinds[0]
+        checker = _checker(problems, kind, data[kind.value], join(keypath, kind.value))
     if len(problems) != start or ip is None or port is None:
         return None
     return RealServer(ip, port, weight, inhibit, checker)
@@ -160,20 +142,20 @@ def parse_virtual_servers(problems: Problems, data: Any) -> tuple[VirtualServer,
         problems.add("virtual_servers", f"expected a list, got {describe(data)}")
         return ()
     servers: list[VirtualServer] = []
-    seen: dict[tuple[IPAddr, int, str], str] = {}
+    seen: dict[tuple[IPAddr, int, TransportProtocol], str] = {}
     for i, block in enumerate(data):
         keypath = index("virtual_servers", i)
         if not isinstance(block, dict):
             problems.add(keypath, f"expected a mapping, got {describe(block)}")
             continue
         start = len(problems)
-        s = Section(problems, block, keypath, VIRTUAL_SERVER_KEYS, cls=VirtualServer)
+        s = Section(problems, block, keypath, cls=VirtualServer)
         ip = s.need("ip", ip_addr)
         port = s.need("port", _PORT)
         settings: dict[str, Any] = {
-            "protocol": s.get("protocol", choice("TCP", "UDP", "SCTP")),
-            "lb_algo": s.get("lb_algo", choice(*LB_ALGOS, upper=False)),
-            "lb_kind": s.get("lb_kind", choice("NAT", "DR", "TUN")),
+            "protocol": s.get("protocol", choice(TransportProtocol)),
+            "lb_algo": s.get("lb_algo", choice(LbAlgo, upper=False)),
+            "lb_kind": s.get("lb_kind", choice(LbKind)),
             "delay_loop": s.get("delay_loop", floats(lo_open=True)),
             "persistence_timeout": s.get("persistence_timeout", ints(0)),
             "sorry_server": s.get("sorry_server", _sorry_server),
@@ -195,7 +177,11 @@ def parse_virtual_servers(problems: Problems, data: Any) -> tuple[VirtualServer,
                 problems.add(rs_keypath, f"duplicate of {seen_reals[real.ip, real.port]}")
             seen_reals.setdefault((real.ip, real.port), rs_keypath)
             # NAT and DR forward the packet as it came; only a tunnel can change family
-            if ip is not None and real.ip.version != ip.version and settings["lb_kind"] != "TUN":
+            if (
+                ip is not None
+                and real.ip.version != ip.version
+                and settings["lb_kind"] != LbKind.TUN
+            ):
                 problems.add(
                     join(rs_keypath, "ip"),
                     f"{family_name(real.ip.version)} real server behind an"

@@ -11,14 +11,18 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING
+from enum import Enum
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, TypeVar
 
 import yaml
 
-from .model import IPAddr
+from vrrp_agent.wire.addresses import IPAddr
+
+from .model import config_keys
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 
 
 TOP = "(top level)"  # the key path used for problems about the document as a whole
@@ -33,6 +37,8 @@ class ConfigError(Exception):
 
 
 class Problems:
+    """Every problem found so far, as "FILE: key.path: message" lines in the order found."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.lines: list[str] = []
@@ -243,17 +249,18 @@ def text(value: Any) -> str:
     return value
 
 
-def choice(*options: str, upper: bool = True) -> Check[str]:
-    """One of fixed words, matched case-insensitively and stored in canonical case."""
+def choice(words: type[E], *, upper: bool = True) -> Check[E]:
+    """A member of ``words``, matched case-insensitively; its value is the canonical case."""
+    options = [member.value for member in words]
 
-    def check(value: Any) -> str:
+    def check(value: Any) -> E:
         word = text(value)
         norm = word.upper() if upper else word.lower()
         if norm not in options:
             raise Invalid(
                 f"must be one of {', '.join(options)}, got {word!r}{did_you_mean(norm, options)}"
             )
-        return norm
+        return words(norm)
 
     return check
 
@@ -292,7 +299,7 @@ def ip_addr(value: Any) -> IPAddr:
         addr = ip_address(word.strip())
     except ValueError:
         raise Invalid(f"{word!r} is not an IPv4 or IPv6 address") from None
-    assert isinstance(addr, IPv4Address | IPv6Address)
+    assert isinstance(addr, (IPv4Address, IPv6Address))
     return addr
 
 
@@ -332,10 +339,14 @@ class Section:
         problems: Problems,
         data: Mapping[Any, Any],
         keypath: str,
-        allowed: Sequence[str],
+        allowed: Sequence[str] | None = None,
         cls: type | None = None,
         hints: Mapping[str, str] | None = None,
     ) -> None:
+        """``allowed``: the keys the mapping may hold; by default those of ``cls``."""
+        if allowed is None:
+            assert cls is not None
+            allowed = config_keys(cls)
         self.problems = problems
         self.data = data
         self.keypath = keypath

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv6Interface, ip_interface
+from ipaddress import ip_interface
 from typing import Any
+
+from vrrp_agent.wire.addresses import IPAddr
 
 from ._reader import (
     Check,
@@ -29,69 +31,29 @@ from ._reader import (
     one_of,
     text,
 )
+from .enums import AuthType, InitialState, LvsBackend
 from .model import (
     GlobalDefs,
     Instance,
-    IPAddr,
+    IPIface,
     Script,
     SyncGroup,
     TrackRef,
     VirtualAddress,
+    block_keys,
+    config_keys,
 )
 
 # Unix socket paths live in sockaddr_un.sun_path: 108 bytes including the NUL.
 _SUN_PATH_MAX = 107
 
-GLOBAL_KEYS = (
-    "router_id",
-    "control_socket",
-    "vrrp_garp_master_delay",
-    "vrrp_garp_master_repeat",
-    "vrrp_garp_master_refresh",
-    "vrrp_garp_master_refresh_repeat",
-    "vrrp_garp_interval",
-    "vrrp_gna_interval",
-    "script_user",
-    "enable_script_security",
-    "lvs_backend",
-    "notify_fifo",
-)
-
-SCRIPT_KEYS = ("script", "interval", "timeout", "weight", "fall", "rise", "user")
-
-NOTIFY_KEYS = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
-
-INSTANCE_KEYS = (
-    "interface",
-    "virtual_router_id",
-    "priority",
-    "advert_int",
-    "version",
-    "state",
-    "nopreempt",
-    "preempt_delay",
-    "accept",
-    "unicast_src_ip",
-    "unicast_peer",
-    "authentication",
-    "virtual_ipaddress",
-    "virtual_ipaddress_excluded",
-    "track_script",
-    "track_interface",
-    "track_file",
-    *NOTIFY_KEYS,
-    "exclusive_with",
-    "v3_checksum_pseudo_header",
-    "garp_master_delay",
-    "garp_master_repeat",
-    "garp_master_refresh",
-    "garp_master_refresh_repeat",
-)
+# The hook scripts, alike in instances and sync groups.
+NOTIFY_KEYS = tuple(k for k in config_keys(SyncGroup) if k == "notify" or k.startswith("notify_"))
 
 _AUTH_HINT = "it belongs inside authentication: {auth_type: PASS, auth_pass: ...}"
-INSTANCE_HINTS = {"auth_type": _AUTH_HINT, "auth_pass": _AUTH_HINT}
-
-SYNC_GROUP_KEYS = ("group", "sync_group_tracking_weight", *NOTIFY_KEYS)
+# auth_type and auth_pass written at the instance's level, as keepalived's flat
+# syntax invites: say where they go rather than just "unknown key".
+INSTANCE_HINTS = dict.fromkeys(block_keys(Instance, "authentication"), _AUTH_HINT)
 
 # keepalived's range for track weights: enough for one tracked failure to move
 # any priority across the whole 1..254 span.
@@ -118,7 +80,7 @@ def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
         problems.add("global_defs", f"expected a mapping, got {describe(data)}")
         return None
     start = len(problems)
-    s = Section(problems, data, "global_defs", GLOBAL_KEYS, cls=GlobalDefs)
+    s = Section(problems, data, "global_defs", cls=GlobalDefs)
     kwargs = {
         "router_id": s.get("router_id", text),
         "control_socket": s.get("control_socket", _control_socket),
@@ -130,7 +92,7 @@ def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
         "vrrp_gna_interval": s.get("vrrp_gna_interval", floats()),
         "script_user": s.get("script_user", text),  # keepalived: "USER [GROUP]"
         "enable_script_security": s.get("enable_script_security", boolean),
-        "lvs_backend": s.get("lvs_backend", choice("auto", "nftables", "ipvs", upper=False)),
+        "lvs_backend": s.get("lvs_backend", choice(LvsBackend, upper=False)),
         "notify_fifo": s.get("notify_fifo", abs_path),
     }
     return GlobalDefs(**kwargs) if len(problems) == start else None
@@ -140,7 +102,7 @@ def parse_scripts(problems: Problems, data: Any) -> dict[str, Script]:
     scripts: dict[str, Script] = {}
     for script_name, keypath, block in named_blocks(problems, data, "vrrp_scripts"):
         start = len(problems)
-        s = Section(problems, block, keypath, SCRIPT_KEYS, cls=Script)
+        s = Section(problems, block, keypath, cls=Script)
         script = Script(
             name=script_name,
             script=s.need("script", text) or "",
@@ -158,10 +120,8 @@ def parse_scripts(problems: Problems, data: Any) -> dict[str, Script]:
 
 # --- virtual addresses --------------------------------------------------------
 
-_VIP_KEYS = ("address", "dev", "label")
 
-
-def _interface(value: Any) -> IPv4Interface | IPv6Interface:
+def _interface(value: Any) -> IPIface:
     word = text(value).strip()
     try:
         # ip_interface gives /32 or /128 when no prefix is written, as keepalived does
@@ -211,7 +171,7 @@ def _vips(s: Section, key: str, *, required: bool) -> list[tuple[str, VirtualAdd
         try:
             if isinstance(item, dict):
                 start = len(s.problems)
-                sub = Section(s.problems, item, keypath, _VIP_KEYS)
+                sub = Section(s.problems, item, keypath, config_keys(VirtualAddress))
                 address = sub.need("address", _interface)
                 dev = sub.get("dev", ifname, None)
                 label = sub.get("label", _label, None)
@@ -243,7 +203,7 @@ def _tracks(s: Section, key: str, check_name: Check[str]) -> list[tuple[str, Tra
     for keypath, item in s.items(key):
         if isinstance(item, dict):
             start = len(s.problems)
-            sub = Section(s.problems, item, keypath, ("name", "weight"))
+            sub = Section(s.problems, item, keypath, config_keys(TrackRef))
             ref_name = sub.need("name", check_name)
             weight = sub.get("weight", _WEIGHT, None)
             if ref_name is None or len(s.problems) != start:
@@ -292,12 +252,12 @@ def _advert_int(s: Section, version: int, value: float) -> float:
     return round(centis) / 100
 
 
-def _authentication(s: Section) -> tuple[str | None, str | None]:
+def _authentication(s: Section) -> tuple[AuthType | None, str | None]:
     block = s.mapping("authentication")
     if block is None:
         return None, None
     keypath = s.at("authentication")
-    sub = Section(s.problems, block, keypath, ("auth_type", "auth_pass"))
+    sub = Section(s.problems, block, keypath, block_keys(Instance, "authentication"))
     raw_type = block.get("auth_type")
     if isinstance(raw_type, str) and raw_type.strip().upper() == "AH":
         sub.error("auth_type", "auth_type AH is not supported; use PASS or none")
@@ -309,7 +269,7 @@ def _authentication(s: Section) -> tuple[str | None, str | None]:
         elif "auth_pass" in block:
             sub.error("auth_pass", "auth_pass given but auth_type is none")
         return None, None
-    auth_type = sub.get("auth_type", choice("PASS"), None)
+    auth_type = sub.get("auth_type", choice(AuthType), None)
     auth_pass = sub.need("auth_pass", text)
     if auth_pass is not None and len(auth_pass.encode()) > _AUTH_PASS_MAX:
         # keepalived silently truncates; two peers with passwords sharing the first
@@ -332,7 +292,7 @@ def parse_instance(
     script_names: Sequence[str],
 ) -> tuple[Instance | None, InstanceFacts]:
     start = len(problems)
-    s = Section(problems, data, keypath, INSTANCE_KEYS, cls=Instance, hints=INSTANCE_HINTS)
+    s = Section(problems, data, keypath, cls=Instance, hints=INSTANCE_HINTS)
     facts = InstanceFacts(keypath)
     interface = facts.interface = s.need("interface", ifname)
     facts.vrid = s.need("virtual_router_id", ints(1, 255))
@@ -340,7 +300,7 @@ def parse_instance(
         "priority": s.get("priority", ints(1, 255)),
         "advert_int": s.get("advert_int", floats(lo_open=True)),
         "version": s.get("version", one_of(2, 3)),
-        "state": s.get("state", choice("MASTER", "BACKUP")),
+        "state": s.get("state", choice(InitialState)),
         "nopreempt": s.get("nopreempt", boolean),
         "preempt_delay": s.get("preempt_delay", floats(0, 1000)),
         "accept": s.get("accept", boolean),
@@ -440,7 +400,7 @@ def _check_addresses(
 def _check_preemption(s: Section, settings: Mapping[str, Any]) -> None:
     if not (settings["nopreempt"] and s.ok("nopreempt")):
         return
-    if settings["state"] == "MASTER" and s.ok("state"):
+    if settings["state"] == InitialState.MASTER and s.ok("state"):
         s.error("nopreempt", "nopreempt requires initial state BACKUP")
     if settings["priority"] == 255 and s.ok("priority"):
         s.error(
@@ -505,7 +465,7 @@ def parse_sync_groups(
     member_of: dict[str, str] = {}
     for group_name, keypath, block in named_blocks(problems, data, "vrrp_sync_groups"):
         start = len(problems)
-        s = Section(problems, block, keypath, SYNC_GROUP_KEYS, cls=SyncGroup)
+        s = Section(problems, block, keypath, cls=SyncGroup)
         members: list[str] = []
         for member_keypath, member in s.checked_items("group", name, required=True):
             if member not in instance_names:

@@ -3,18 +3,33 @@
 Every setting is a field with its default filled in, because the daemon compares
 ``Instance`` objects with ``==`` on SIGHUP to decide which instances changed; a
 setting hidden anywhere else would make a changed instance look unchanged.
+The same fields also say which keys each YAML section allows (``config_keys``).
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
-from typing import TypeVar
+from dataclasses import dataclass, field, fields
+from functools import cache
+from ipaddress import IPv4Interface, IPv6Interface
+from typing import Any, TypeVar, Union
 
-IPAddr = IPv4Address | IPv6Address
-IPIface = IPv4Interface | IPv6Interface
+from vrrp_agent.wire.addresses import IPAddr
+
+from .enums import (
+    ArbiterMethod,
+    AuthType,
+    CheckerKind,
+    InitialState,
+    LbAlgo,
+    LbKind,
+    LvsBackend,
+    TransportProtocol,
+)
+
+# Union, not `|`: an alias is evaluated at run time, and the agent runs on Python 3.9.
+IPIface = Union[IPv4Interface, IPv6Interface]  # noqa: UP007
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -55,8 +70,71 @@ class FrozenMap(Mapping[K, V]):
         return f"FrozenMap({self._d!r})"
 
 
-@dataclass(frozen=True, slots=True)
+# --- which YAML keys a field is read from -------------------------------------------
+#
+# The validator takes the keys a section allows from these dataclasses, so a new
+# setting is one new field, not a field plus an entry in a list of keys. A field is
+# the key of its own name unless its metadata says otherwise. Field order is the
+# order messages list the keys in ("expected one of: ...").
+
+_KEYS = "config_keys"
+_INSIDE = "config_inside"
+_KINDS = "config_kinds"
+
+
+def yaml_keys(*keys: str) -> dict[str, Any]:
+    """Field metadata: the YAML keys a field is read from (none: it is not a key)."""
+    return {_KEYS: keys}
+
+
+# e.g. a block's name, which is the key above the block rather than one inside it
+NOT_A_KEY = yaml_keys()
+
+
+def inside(block: str) -> dict[str, Any]:
+    """Field metadata: the field is a key of the nested mapping ``block``."""
+    return {_INSIDE: block}
+
+
+def for_kinds(*kinds: CheckerKind) -> dict[str, Any]:
+    """Field metadata: a Checker setting only these kinds of checker accept."""
+    return {_KINDS: frozenset(kinds)}
+
+
+@cache
+def config_keys(cls: type, kind: CheckerKind | None = None) -> tuple[str, ...]:
+    """The keys a YAML block read into ``cls`` may hold, in field order.
+
+    ``kind`` picks the keys of one kind of Checker. A nested block counts as one
+    key of its own name; ``block_keys`` gives what it holds.
+    """
+    out: list[str] = []
+    for f in fields(cls):
+        if kind is not None and kind not in f.metadata.get(_KINDS, (kind,)):
+            continue
+        keys = f.metadata.get(_KEYS, (f.name,))
+        if _INSIDE in f.metadata:
+            keys = (f.metadata[_INSIDE],)
+        for key in keys:
+            # str(): plain words, so that messages quote 'TCP_CHECK', not an enum repr
+            if str(key) not in out:
+                out.append(str(key))
+    return tuple(out)
+
+
+@cache
+def block_keys(cls: type, block: str) -> tuple[str, ...]:
+    """The keys of the nested mapping ``block`` of a ``cls`` block, in field order."""
+    return tuple(f.name for f in fields(cls) if f.metadata.get(_INSIDE) == block)
+
+
+# --- the model --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
 class GlobalDefs:
+    """global_defs: settings of the whole node."""
+
     # default_factory rather than a plain default: a hostname read at import time
     # would go stale in long-lived test processes and is I/O at import.
     router_id: str = field(default_factory=socket.gethostname)
@@ -69,14 +147,16 @@ class GlobalDefs:
     vrrp_gna_interval: float = 0.0
     script_user: str = "vrrp_script"
     enable_script_security: bool = True
-    lvs_backend: str = "auto"
+    lvs_backend: LvsBackend = LvsBackend.AUTO
     # keepalived's notify_fifo: every transition as one line, for a reader
     # that wants the stream rather than a process per event.
     notify_fifo: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VirtualAddress:
+    """One entry of virtual_ipaddress[_excluded]: an address, where and how it is added."""
+
     address: IPIface
     dev: str | None = None  # None = the instance's interface
     label: str | None = None
@@ -91,15 +171,19 @@ class VirtualAddress:
         return text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TrackRef:
+    """One entry of track_script / track_interface / track_file, with its own weight."""
+
     name: str
     weight: int | None = None  # None = the script's weight / the default
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Script:
-    name: str
+    """One vrrp_scripts block: a command run periodically to track a service."""
+
+    name: str = field(metadata=NOT_A_KEY)
     script: str
     interval: float = 1.0
     timeout: float | None = None  # None = interval, as in keepalived
@@ -109,22 +193,24 @@ class Script:
     user: str | None = None  # None = global_defs.script_user
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Instance:
-    name: str
+    """One vrrp_instances block: a virtual router and what it tracks and notifies."""
+
+    name: str = field(metadata=NOT_A_KEY)
     interface: str
     virtual_router_id: int
     priority: int = 100
     advert_int: float = 1.0
     version: int = 3
-    state: str = "BACKUP"
+    state: InitialState = InitialState.BACKUP
     nopreempt: bool = False
     preempt_delay: float = 0.0
     accept: bool = True
     unicast_src_ip: IPAddr | None = None
     unicast_peer: tuple[IPAddr, ...] = ()
-    auth_type: str | None = None
-    auth_pass: str | None = None
+    auth_type: AuthType | None = field(default=None, metadata=inside("authentication"))
+    auth_pass: str | None = field(default=None, metadata=inside("authentication"))
     virtual_ipaddress: tuple[VirtualAddress, ...] = ()
     virtual_ipaddress_excluded: tuple[VirtualAddress, ...] = ()
     track_script: tuple[TrackRef, ...] = ()
@@ -150,9 +236,11 @@ class Instance:
         return self.virtual_ipaddress[0].address.version
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SyncGroup:
-    name: str
+    """One vrrp_sync_groups block: instances that change state together."""
+
+    name: str = field(metadata=NOT_A_KEY)
     group: tuple[str, ...]
     # keepalived: without it, track weights of members count as 0 (FAULT on
     # failure), because a lowered priority on one member cannot move the group.
@@ -164,12 +252,12 @@ class SyncGroup:
     notify: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Arbiter:
     """Split-brain arbitration: reference addresses this node must reach to hold a VIP."""
 
     addresses: tuple[IPAddr, ...]
-    method: str = "icmp"  # icmp (echo request) | arp (ARP probe, IPv4 only)
+    method: ArbiterMethod = ArbiterMethod.ICMP
     interface: str | None = None  # required for arp; icmp follows the routing table
     interval: float = 1.0
     timeout: float = 0.5
@@ -177,58 +265,79 @@ class Arbiter:
     rise: int = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Url:
+    """One url of an HTTP_GET / SSL_GET checker: what a healthy answer looks like."""
+
     path: str
     status_code: int | None = None  # None = any 2xx, as keepalived does
     digest: str | None = None  # lower-case hex MD5 of the body
 
 
-@dataclass(frozen=True, slots=True)
+_NET = (CheckerKind.TCP_CHECK, CheckerKind.HTTP_GET, CheckerKind.SSL_GET)
+_WEB = (CheckerKind.HTTP_GET, CheckerKind.SSL_GET)
+_MISC = (CheckerKind.MISC_CHECK,)
+
+
+@dataclass(frozen=True)
 class Checker:
-    kind: str  # TCP_CHECK | HTTP_GET | SSL_GET | MISC_CHECK
-    connect_timeout: float = 5.0
-    connect_port: int | None = None  # None = the real server's port
+    """The health checker of one real server; which settings apply depends on ``kind``."""
+
+    # The key the checker's block sits under in its real server, not a key inside it.
+    kind: CheckerKind = field(metadata=NOT_A_KEY)
+    connect_timeout: float = field(default=5.0, metadata=for_kinds(*_NET))
+    connect_port: int | None = field(default=None, metadata=for_kinds(*_NET))
+    misc_path: str | None = field(default=None, metadata=for_kinds(*_MISC))
+    # None = the virtual server's delay_loop
+    misc_timeout: float | None = field(default=None, metadata=for_kinds(*_MISC))
     # None = keepalived's default for the kind (retry: 1, MISC_CHECK 0;
     # delay_before_retry: 1 s, HTTP_GET/SSL_GET 3 s): see vrrp_agent.lvs.health.
-    retry: int | None = None
+    # nb_get_retry is keepalived's older name for retry, still in many configurations.
+    retry: int | None = field(default=None, metadata=yaml_keys("retry", "nb_get_retry"))
     delay_before_retry: float | None = None
-    url: tuple[Url, ...] = ()
-    misc_path: str | None = None
-    misc_timeout: float | None = None  # None = the virtual server's delay_loop
+    url: tuple[Url, ...] = field(default=(), metadata=for_kinds(*_WEB))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RealServer:
+    """One real_servers entry of a virtual server."""
+
     ip: IPAddr
     port: int
     weight: int = 1
     inhibit_on_failure: bool = False
-    checker: Checker | None = None
+    # read from the one TCP_CHECK / HTTP_GET / SSL_GET / MISC_CHECK block present
+    checker: Checker | None = field(default=None, metadata=yaml_keys(*CheckerKind))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SorryServer:
+    """The server a virtual server sends to when no real server is up."""
+
     ip: IPAddr
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VirtualServer:
+    """One virtual_servers entry: a load-balanced service and its real servers."""
+
     ip: IPAddr
     port: int
-    protocol: str = "TCP"
-    lb_algo: str = "rr"
-    lb_kind: str = "NAT"
+    protocol: TransportProtocol = TransportProtocol.TCP
+    lb_algo: LbAlgo = LbAlgo.RR
+    lb_kind: LbKind = LbKind.NAT
     delay_loop: float = 60.0
     persistence_timeout: int = 0
     sorry_server: SorryServer | None = None
     real_servers: tuple[RealServer, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Config:
-    path: str
+    """The whole validated configuration file."""
+
+    path: str = field(metadata=NOT_A_KEY)  # where it was read from, for messages
     global_defs: GlobalDefs
     vrrp_scripts: Mapping[str, Script] = field(default_factory=FrozenMap)
     vrrp_instances: Mapping[str, Instance] = field(default_factory=FrozenMap)
@@ -237,7 +346,7 @@ class Config:
     arbiter: Arbiter | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class GarpSettings:
     """What one instance does about gratuitous ARP / unsolicited NA on becoming master."""
 
