@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class Word(str, Enum):  # noqa: UP042 (StrEnum is Python 3.11+)
+class Word(str, Enum):  # not StrEnum: that is Python 3.11+
     """A configuration word: ``str()`` and ``format()`` give the word itself.
 
     ``(str, Enum)`` alone formats as ``Cls.NAME`` in f-strings from Python 3.12

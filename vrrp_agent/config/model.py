@@ -29,7 +29,7 @@ from .enums import (
 )
 
 # Union, not `|`: an alias is evaluated at run time, and the agent runs on Python 3.9.
-IPIface = Union[IPv4Interface, IPv6Interface]  # noqa: UP007
+IPIface = Union[IPv4Interface, IPv6Interface]
 
 K = TypeVar("K")
 V = TypeVar("V")
