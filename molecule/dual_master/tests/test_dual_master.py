@@ -46,6 +46,13 @@ def test_survivor_holds_both_then_each_goes_home(name: str) -> None:
         wait_for(
             "the client to reach node2 through VIP1", lambda: page(VIP1) == "Hello from node2", 3
         )
+        # As in single_vip.py: the break lasts until the probe has been served by node2.
+        wait_for(
+            "the client's probe to be answered by node2",
+            lambda: "Hello from node2" in probe.answered_so_far(),
+            3,
+            0.1,
+        )
     finally:
         drill.heals("node1")
     back = wait_for(
