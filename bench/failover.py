@@ -1,6 +1,6 @@
 """Our agent against keepalived, side by side, on this machine (`make bench`, as root).
 
-One lab (tests/netns/lab.py): n1 and n2 run the implementation under test
+One lab (labkit/netns.py): n1 and n2 run the implementation under test
 with identical configurations (VRRP v3, multicast, n1 priority 200, n2
 priority 100, preemption on, both starting as BACKUP, logging to a file), n3
 is the client and the observer. The two implementations take turns on the same
@@ -60,7 +60,7 @@ import yaml
 from bench import failover_stats as fs
 from bench.machine import describe, load
 from bench.recorder import Event, Recorder
-from tests.netns.lab import Lab, sh
+from labkit.netns import Lab, sh
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -1,7 +1,7 @@
 """Requests per second through the nftables data plane, against direct
 requests to the real servers, on this machine (`make bench-lvs`, as root).
 
-One lab (tests/netns/lab.py, two segments): n1 is the director, n2 the
+One lab (labkit/netns.py, two segments): n1 is the director, n2 the
 client, n3 and n4 real servers running nginx (one worker each, a small static
 file, no access log). The same two nginx serve every row; only the path and
 the director's ruleset change between runs:
@@ -57,7 +57,8 @@ from typing import Any
 
 from bench import wrkstats
 from bench.machine import describe, load
-from tests.netns.lab import Host, Lab, inside, wait_for
+from labkit.netns import Host, Lab, inside
+from labkit.poll import wait_for
 from vrrp_agent.config.model import RealServer, VirtualServer
 from vrrp_agent.lvs.nftables import NftablesPlane
 from vrrp_agent.lvs.plan import plan_service
@@ -479,7 +480,7 @@ def markdown(report: dict[str, Any]) -> str:
         f" {s['duration']} s per run, "
         + (f"after a {s['warmup']} s warm-up per row" if s["warmup"] else "no warm-up")
         + ", timeout 2 s.",
-        "- Lab: tests/netns/lab.py; the director applies the plane with"
+        "- Lab: labkit/netns.py; the director applies the plane with"
         " `NftablesPlane().apply([(plan_service(vs, {}), 'eth0')])` (rr over n3, n4);"
         " see bench/lvs_throughput.py's docstring for each path.",
         "",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import frames
-from tests.netns.lab import Lab, inside
+from labkit.netns import Lab, inside
 
 RTMGRP_IPV4_IFADDR = 0x10
 ETH_P_ALL = 0x0003

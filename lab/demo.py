@@ -15,10 +15,18 @@ import json
 import os
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Run as a script (make demo: python lab/demo.py), so the lab kit at the
+# repository root is not on the path by itself.
+sys.path.insert(0, str(REPO))
+
+from labkit.podman import addresses, answers, containers, freeze, podman, run, thaw  # noqa: E402
+from labkit.poll import wait_for  # noqa: E402
+from labkit.vips import holders, tally  # noqa: E402
+
 STATE = REPO / ".demo"
 NETWORK, SUBNET, PREFIX = "vrrp-demo", "10.89.100.0/24", "10.89.100"
 BIN = Path(sys.executable).parent
@@ -62,58 +70,33 @@ def say(text: str) -> None:
     print(f"\033[1m==> {text}\033[0m", flush=True)
 
 
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
-
-
 def container_name(host: str) -> str:
     return f"demo-{host}"
 
 
-def holders(nodes: list[str], vip: str) -> list[str]:
-    out = []
-    for n in nodes:
-        r = podman(
-            "exec", container_name(n), "ip", "-j", "addr", "show", "dev", "eth0", check=False
-        )
-        if r.returncode == 0:
-            addrs = {a["local"] for link in json.loads(r.stdout) for a in link.get("addr_info", [])}
-            if vip in addrs:
-                out.append(n)
-    return out
+def holding(vip: str, nodes: list[str]) -> list[str]:
+    """The nodes (by their short names) that hold `vip`."""
+    return holders(vip, nodes, lambda n: addresses(container_name(n)))
 
 
 def spread(vip: str, n: int = REQUESTS) -> str:
     """`n` requests from the client through `vip`, each on a new connection:
     how many each real server answered."""
-    r = podman(
-        "exec", container_name("client"), "sh", "-c",
-        f'for i in $(seq {n}); do curl -s -m 2 http://{vip}/ || echo "(failed)"; echo; done',
-    )  # fmt: skip
-    pages = [line.strip() for line in r.stdout.splitlines() if line.strip()]
-    counts = {p: pages.count(p) for p in sorted(set(pages))}
+    counts = tally(answers(vip, n, client=container_name("client")))
     return ", ".join(f"{p!r} x{c}" for p, c in counts.items())
 
 
 def virtual_server(node: str, vip: str) -> dict:
     """`node`'s agent's view of the virtual server on `vip` (status --json)."""
-    r = podman(
-        "exec", container_name(node), "/opt/vrrp-agent/bin/vrrp-agent", "status", "--json",
-        check=False,
-    )  # fmt: skip
+    r = run(container_name(node), "/opt/vrrp-agent/bin/vrrp-agent", "status", "--json")
     if r.returncode != 0:
         return {}
     servers = json.loads(r.stdout).get("virtual_servers", [])
     return next((v for v in servers if v["virtual_server"].startswith(f"{vip}:")), {})
 
 
-def wait_for(pred, timeout: float) -> float:  # noqa: ANN001 - a small script
-    start = time.monotonic()
-    while not pred():
-        if time.monotonic() - start > timeout:
-            raise SystemExit(f"demo: gave up after {timeout:.0f}s")
-        time.sleep(0.05)
-    return time.monotonic() - start
+def waited(what: str, predicate: Callable[[], bool], timeout: float) -> float:
+    return wait_for(what, predicate, timeout, 0.05)
 
 
 def up(topology: str) -> None:
@@ -176,11 +159,11 @@ def up(topology: str) -> None:
     nodes = t["nodes"]
     say("who holds each VIP")
     for vip in vips:
-        wait_for(lambda vip=vip: len(holders(nodes, vip)) == 1, 15)
-        print(f"    {vip:15} on {', '.join(holders(nodes, vip))}")
+        waited(f"{vip} on one node", lambda vip=vip: len(holding(vip, nodes)) == 1, 15)
+        print(f"    {vip:15} on {', '.join(holding(vip, nodes))}")
 
     vip = vips[0]
-    master = holders(nodes, vip)[0]
+    master = holding(vip, nodes)[0]
     backup = next(n for n in nodes if n != master)
     lvs = topology == "lvs_nginx"
     if lvs:
@@ -195,9 +178,12 @@ def up(topology: str) -> None:
             ).stdout.strip()
             print(f"    client: curl http://{vip}/ -> {page!r}")
 
-    say(f"failover drill: freezing {master} (podman pause); {backup} should take {vip}")
-    podman("pause", container_name(master))
-    took = wait_for(lambda: backup in holders(nodes, vip), 30)
+    say(
+        f"failover drill: freezing {master} (silent on the wire, then podman pause); "
+        f"{backup} should take {vip}"
+    )
+    freeze(container_name(master))
+    took = waited(f"{backup} to take {vip}", lambda: backup in holding(vip, nodes), 30)
     print(
         f"    {vip} moved to {backup} after {took:.2f}s "
         "(the bound is Master_Down: 3.61 s at priority 100 with 1 s adverts)"
@@ -206,8 +192,8 @@ def up(topology: str) -> None:
         print(f"    {backup} balances now ({master} is frozen):")
     client_view()
     say(f"failback drill: thawing {master}; it has the higher priority and takes {vip} back")
-    podman("unpause", container_name(master))
-    back = wait_for(lambda: holders(nodes, vip) == [master], 30)
+    thaw(container_name(master))
+    back = waited(f"{vip} back on {master}", lambda: holding(vip, nodes) == [master], 30)
     print(f"    {vip} back on {master} after {back:.2f}s")
     client_view()
 
@@ -231,7 +217,11 @@ def real_server_drill(director: str, vip: str, real_servers: list[str]) -> None:
         rs = vs.get("real_servers", {}).get(f"{web_ip}:80", {})
         return rs.get("state"), vs.get("scheduled", [])
 
-    wait_for(lambda: len(virtual_server(director, vip).get("scheduled", [])) == 2, 30)
+    waited(
+        "both real servers scheduled",
+        lambda: len(virtual_server(director, vip).get("scheduled", [])) == 2,
+        30,
+    )
     vs = virtual_server(director, vip)
     say(f"{director} balances {vs['virtual_server']} ({vs['lb_kind']}, {vs['lb_algo']}, "
         f"{vs['data_plane']}) over {', '.join(vs['scheduled'])}")  # fmt: skip
@@ -239,21 +229,22 @@ def real_server_drill(director: str, vip: str, real_servers: list[str]) -> None:
 
     say(f"real-server drill: stopping nginx on {web}; {director}'s checker takes it out")
     podman("exec", container_name(web), "systemctl", "stop", "nginx")
-    took = wait_for(lambda: state()[0] == "DOWN" and f"{web_ip}:80" not in state()[1], 60)
+    took = waited(
+        f"{web} DOWN", lambda: state()[0] == "DOWN" and f"{web_ip}:80" not in state()[1], 60
+    )
     print(
         f"    {web} DOWN after {took:.2f}s (the bound is delay_loop + (retry + 1) x "
         "connect_timeout + retry x delay_before_retry: 5 s here)"
     )
     print(f"    client: {REQUESTS} x curl http://{vip}/ -> {spread(vip)}")
     podman("exec", container_name(web), "systemctl", "start", "nginx")
-    back = wait_for(lambda: state()[0] == "UP" and f"{web_ip}:80" in state()[1], 60)
+    back = waited(f"{web} UP", lambda: state()[0] == "UP" and f"{web_ip}:80" in state()[1], 60)
     print(f"    {web} UP and scheduled again after {back:.2f}s (next check: delay_loop, 2 s)")
     print(f"    client: {REQUESTS} x curl http://{vip}/ -> {spread(vip)}")
 
 
 def down(quiet: bool = False) -> None:
-    names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    demo = [n for n in names if n.startswith("demo-")]
+    demo = containers("demo-")
     if demo:
         podman("rm", "-f", "-t", "2", *demo)
     podman("network", "rm", NETWORK, check=False)
@@ -264,7 +255,10 @@ def down(quiet: bool = False) -> None:
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in ("up", "down"):
         raise SystemExit(__doc__)
-    if sys.argv[1] == "up":
-        up(sys.argv[2] if len(sys.argv) > 2 else "master_backup")
-    else:
-        down()
+    try:
+        if sys.argv[1] == "up":
+            up(sys.argv[2] if len(sys.argv) > 2 else "master_backup")
+        else:
+            down()
+    except AssertionError as err:  # a wait that timed out
+        raise SystemExit(f"demo: {err}") from None

@@ -1,15 +1,15 @@
 """Failure drills shared by the molecule scenarios' testinfra tests.
 
-State is read through testinfra's podman backend; failures are caused with
-podman itself (pause, network disconnect) or systemctl inside a node. The
-client container probes the VIPs over HTTP every 50 ms, so the downtime it
-measures is what a real client sees.
+State is read through testinfra's podman backend and the lab kit (labkit.podman,
+labkit.vips; the verifier's PYTHONPATH is the repository root); failures are
+caused with podman itself (a freeze silent on the wire, network disconnect) or
+systemctl inside a node. The client container probes the VIPs over HTTP every
+50 ms (labkit.http_probe), so the downtime it measures is what a real client sees.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +17,9 @@ from functools import cache
 
 import testinfra
 
+from labkit.podman import freeze, podman, thaw
+from labkit.poll import wait_for
+from labkit.vips import held, holders
 from vrrp_agent.core.timers import master_down_interval, skew_time
 
 NODES = ("node1", "node2")
@@ -32,44 +35,9 @@ NETWORK = "vrrp-molecule"
 NODE_IP = {"node1": "10.89.90.11", "node2": "10.89.90.12", "client": "10.89.90.50"}
 
 
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
-
-
 @cache
 def host(name: str) -> testinfra.host.Host:
     return testinfra.get_host(f"podman://{name}")
-
-
-def addresses(node: str) -> set[str] | None:
-    """The node's eth0 addresses; None when it cannot answer (paused, or no eth0).
-    One exec per call: polling resolution is what the margin has to cover."""
-    r = host(node).run("ip -j addr show dev eth0")
-    if r.rc != 0:
-        return None
-    return {a["local"] for link in json.loads(r.stdout) for a in link.get("addr_info", [])}
-
-
-def mac(node: str) -> str:
-    return host(node).file("/sys/class/net/eth0/address").content_string.strip()
-
-
-def neighbour(node: str, ip: str) -> str | None:
-    """The MAC address `node` sends to for `ip` now (its ARP/ND entry), if any:
-    which node a client's packets to a VIP actually reach."""
-    r = host(node).run(f"ip -j neigh show to {ip} dev eth0")
-    entries = json.loads(r.stdout or "[]") if r.rc == 0 else []
-    return next((e["lladdr"] for e in entries if "lladdr" in e), None)
-
-
-def holders(vip: str, nodes: Sequence[str] = NODES) -> list[str]:
-    return [n for n in nodes if vip in (addresses(n) or set())]
-
-
-def held(vips: Sequence[str], nodes: Sequence[str] = NODES) -> dict[str, list[str]]:
-    """Who holds each of `vips`, from one exec per node (`holders` costs one per VIP)."""
-    addrs = {n: addresses(n) or set() for n in nodes}
-    return {v: [n for n in nodes if v in addrs[n]] for v in vips}
 
 
 def watch_vips(
@@ -85,7 +53,7 @@ def watch_vips(
     first: dict[str, float] = {}
     reached: float | None = None
     while True:
-        now = held(vips)
+        now = held(vips, NODES)
         t = time.monotonic() - start
         for node in NODES:
             both = [v for v in apart if node in now[v]]
@@ -105,15 +73,6 @@ def watch_vips(
         time.sleep(0.05)
 
 
-def wait_for(what: str, pred: Callable[[], bool], timeout: float, step: float = 0.05) -> float:
-    start = time.monotonic()
-    while not pred():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - start
-
-
 def agent_status(node: str) -> dict:
     r = host(node).run("/opt/vrrp-agent/bin/vrrp-agent status --json")
     assert r.rc == 0, r.stderr
@@ -123,97 +82,6 @@ def agent_status(node: str) -> dict:
 def page(vip: str) -> str:
     r = host("client").run(f"curl -s -m 2 http://{vip}/")
     return r.stdout.strip()
-
-
-ANSWERS = """
-import sys, urllib.request
-url, n = sys.argv[1], int(sys.argv[2])
-for _ in range(n):
-    try:
-        print(urllib.request.urlopen(url, timeout=2).read().decode().strip())
-    except Exception as err:
-        print(f"failed: {type(err).__name__}")
-"""
-
-
-def answers(vip: str, n: int) -> list[str]:
-    """`n` HTTP requests from the client through `vip`, one after the other, each
-    on a fresh connection (new source port): the pages, or `failed: ...`."""
-    r = host("client").run("python3 -c %s %s %s", ANSWERS, f"http://{vip}/", str(n))
-    assert r.rc == 0, r.stderr
-    return r.stdout.splitlines()
-
-
-def spread(bodies: Sequence[str], expected: Sequence[str]) -> dict[str, int]:
-    """Round robin over `expected` (the pages of the scheduled real servers):
-    nothing failed and each got its share of the requests, give or take one."""
-    counts = {b: bodies.count(b) for b in sorted(set(bodies))}
-    assert set(counts) == set(expected), f"answered by {counts}, expected {sorted(expected)}"
-    share = len(bodies) / len(expected)
-    assert all(abs(c - share) <= 1 for c in counts.values()), f"{counts}: not round robin"
-    return counts
-
-
-PROBE = """
-import json, os, sys, time, urllib.request
-url, seconds, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-rows, t0, wall = [], time.monotonic(), time.time()
-while (t := time.monotonic() - t0) < seconds:
-    try:
-        body = urllib.request.urlopen(url, timeout=0.3).read().decode().strip()
-        ok = True
-    except Exception as err:
-        body, ok = type(err).__name__, False
-    rows.append([round(t, 3), ok, body])
-    time.sleep(0.05)
-with open(out + ".tmp", "w") as f:
-    json.dump({"wall": wall, "rows": rows}, f)
-os.rename(out + ".tmp", out)
-"""
-
-
-@dataclass
-class Probe:
-    """HTTP probes from the client through a VIP, for `seconds`."""
-
-    vip: str
-    seconds: float
-    out: str
-
-    @classmethod
-    def start(cls, vip: str, seconds: float) -> Probe:
-        out = f"/tmp/probe-{time.monotonic_ns()}.json"
-        podman("exec", "-d", "client", "python3", "-c", PROBE, f"http://{vip}/", str(seconds), out)
-        return cls(vip, seconds, out)
-
-    def record(self) -> dict:
-        wait_for(
-            "the probe to finish",
-            lambda: host("client").file(self.out).exists,
-            self.seconds + 10,
-            0.2,
-        )
-        return json.loads(host("client").file(self.out).content_string)
-
-    def rows(self) -> list[list]:
-        """[seconds since the probe started, ok, page or error] per request."""
-        return self.record()["rows"]
-
-    def since(self, wall: float) -> list[list]:
-        """The rows from `wall` (a time.time() taken here: the containers share
-        the host's clock) on, timed from it."""
-        record = self.record()
-        shift = wall - record["wall"]
-        return [[round(t - shift, 3), ok, body] for t, ok, body in record["rows"] if t >= shift]
-
-    def downtime(self) -> tuple[float, list[str]]:
-        """The longest gap between two successful probes, and who answered."""
-        rows = self.rows()
-        ok = [t for t, good, _ in rows if good]
-        assert ok, f"no probe through {self.vip} ever succeeded"
-        gaps = [b - a for a, b in zip(ok, ok[1:], strict=False)] or [0.0]
-        answered = sorted({body for _, good, body in rows if good})
-        return max(gaps), answered
 
 
 # ---------------------------------------------------------------- drills
@@ -270,9 +138,12 @@ DRILLS = {
         (CHECK_RISE + 1) * CHECK_INTERVAL + master_down(PRIO_MASTER + CHECK_WEIGHT) + MARGIN,
     ),
     # Frozen: no adverts at all; the backup waits Master_Down. Thawed, the master
-    # advertises 150 at its next interval and the backup yields.
+    # advertises 150 at once (its advert timer is late) and the backup yields.
+    # labkit.podman.freeze: silent on the wire as well as paused, as a frozen VM
+    # or a dead host is; a paused container's kernel alone still answers ARP and
+    # TCP handshakes for the VIP (see single_vip.py).
     "frozen": Drill(
-        "frozen", lambda n: podman("pause", n), lambda n: podman("unpause", n),
+        "frozen", freeze, thaw,
         master_down() + MARGIN,
         ADVERT_INT + MARGIN,
     ),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import Lab
+from labkit.netns import Lab
 
 
 def _open_lab(tmp_path: Path, hosts: int, links: int) -> Iterator[Lab]:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.netns.lab import Agent, Lab, sh, vrrp_instance, wait_for
+from labkit.netns import Agent, Lab, sh, vrrp_instance
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval
 from vrrp_agent.io.control import request
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import Lab, wait_for
+from labkit.netns import Lab
+from labkit.poll import wait_for
 
 HELPER = Path(__file__).with_name("arbiter_helper.py")
 INTERVAL, TIMEOUT, FALL, RISE = 0.3, 0.2, 2, 2

@@ -7,7 +7,8 @@ import sys
 import textwrap
 import time
 
-from tests.netns.lab import REPO, Lab, wait_for
+from labkit.netns import REPO, Lab
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval
 
 VIP = "10.99.0.100"

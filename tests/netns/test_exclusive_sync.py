@@ -14,7 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.netns.lab import Agent, Lab, sh, wait_for
+from labkit.netns import Agent, Lab, sh
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval, skew_time
 
 VIP1, VIP2 = "10.99.0.100", "10.99.0.101"

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.netns.lab import Lab, wait_for
+from labkit.netns import Lab
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval, skew_time
 
 VIP = "10.99.0.100"

@@ -13,7 +13,9 @@ import signal
 
 import pytest
 
-from tests.netns.lab import Lab, keepalived_conf, start_keepalived, wait_for
+from labkit.keepalived import keepalived_conf, start_keepalived
+from labkit.netns import Lab
+from labkit.poll import wait_for
 from tests.netns.test_failover import VIP, conf
 from vrrp_agent.core.timers import master_down_interval, skew_time
 

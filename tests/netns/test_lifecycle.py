@@ -7,7 +7,8 @@ import socket
 import sys
 import time
 
-from tests.netns.lab import Lab, wait_for
+from labkit.netns import Lab
+from labkit.poll import wait_for
 
 VIP1, VIP2, VIP3 = "10.99.0.101", "10.99.0.102", "10.99.0.103"
 

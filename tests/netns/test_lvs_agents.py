@@ -3,7 +3,7 @@ server out of rotation and back, only the VIP holder programs the data plane
 (nftables), and a frozen director is replaced through VRRP while clients
 keep being served. For NAT and for DR.
 
-Topology (tests/netns/lab.py, two links): n1 and n2 are the directors, n3
+Topology (labkit/netns.py, two links): n1 and n2 are the directors, n3
 and n4 the real servers (web3, web4), n5 the client.
 - DR: everything on br0; the real servers hold the VIP on lo and neither
   answer nor announce ARP for it (arp_ignore=1, arp_announce=2).
@@ -29,7 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import Agent, Lab, wait_for
+from labkit import http_probe
+from labkit.netns import Agent, Lab
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval
 
 HERE = Path(__file__).resolve().parent
@@ -123,7 +125,15 @@ def web(lab: Lab, host: str) -> subprocess.Popen[bytes]:
 def requests(lab: Lab, n: int) -> list[str]:
     out = (
         lab["n5"]
-        .run(sys.executable, str(HERE / "http_client.py"), f"http://{VIP}/", str(n), "", "1")
+        .run(
+            sys.executable,
+            str(http_probe.PATH),
+            "count",
+            f"http://{VIP}/",
+            str(n),
+            "--timeout",
+            "1",
+        )
         .stdout
     )
     return json.loads(out)

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import Host, Lab, inside, wait_for
+from labkit.netns import Host, Lab, inside
+from labkit.poll import wait_for
 from vrrp_agent.config.model import RealServer, SorryServer, VirtualServer
 from vrrp_agent.lvs.nftables import DR_TABLE_PREFIX, NAT_TABLE, NftablesPlane
 from vrrp_agent.lvs.plan import plan_service

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import REPO, Lab, vrrp_instance, wait_for
+from labkit.netns import REPO, Lab, vrrp_instance
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval
 
 VIP = "10.99.0.100"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.netns.lab import Agent, Lab, sh, vrrp_instance, wait_for
+from labkit.netns import Agent, Lab, sh, vrrp_instance
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval, skew_time
 from vrrp_agent.daemon import LINK_CHECK_INTERVAL as POLL
 

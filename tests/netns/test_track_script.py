@@ -15,7 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.netns.lab import Agent, Lab, vrrp_instance, wait_for
+from labkit.netns import Agent, Lab, vrrp_instance
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval, skew_time
 
 VIP = "10.99.0.100"

@@ -13,16 +13,17 @@ from drills import (
     NODES,
     PRIO_BACKUP,
     PRIO_MASTER,
-    Probe,
     agent_status,
     healthy,
     host,
     master_down,
     page,
     skew,
-    wait_for,
     watch_vips,
 )
+
+from labkit.podman import Probe
+from labkit.poll import wait_for
 
 VIP1, VIP2 = "10.89.90.101", "10.89.90.102"
 PAIR = (VIP1, VIP2)

@@ -13,20 +13,17 @@ import yaml
 from drills import (
     DRILLS,
     MARGIN,
-    Probe,
     agent_status,
-    answers,
-    holders,
     host,
-    mac,
     make_master,
-    neighbour,
     real_server_down_bound,
     settled,
-    spread,
     virtual_server,
-    wait_for,
 )
+
+from labkit.podman import Probe, answers, mac, neighbour
+from labkit.poll import wait_for
+from labkit.vips import holders, spread
 
 DIRECTORS = ("director1", "director2")
 WEBS = ("web1", "web2")
@@ -205,9 +202,11 @@ def test_a_frozen_director_hands_the_balancing_to_the_other() -> None:
         assert took <= FROZEN.failover_bound
         vs = virtual_server("director2", VIP)
         assert vs["active"] and sorted(vs["scheduled"]) == sorted(RS.values()), vs
-        # A frozen container's kernel still forwards (its DR rules included), so
-        # what shows that director2 balances is where the client sends: its GARP
-        # on taking over points the client's ARP entry at director2.
+        # Frozen, director1 is silent on the wire (labkit.podman.freeze: a paused
+        # container's kernel alone would still answer ARP and forward, its DR
+        # rules included). What shows that director2 balances is where the
+        # client sends: its GARP on taking over points the client's ARP entry
+        # at director2.
         arp = wait_for(
             "the client to send to director2",
             lambda: neighbour("client", VIP) == macs["director2"],
@@ -230,10 +229,11 @@ def test_a_frozen_director_hands_the_balancing_to_the_other() -> None:
     print(f"thawed director1: VIP back after {back:.2f}s (bound {FROZEN.failback_bound:.2f}s)")
     assert back <= FROZEN.failback_bound
     # The thawed master never left MASTER, and the client's ARP entry still names
-    # director2: like keepalived (garp_lower_prio_repeat), director1 answers the
-    # lower-priority adverts it hears with GARPs. Without them the client would
-    # keep sending to director2, which does not forward (molecule.yml), until
-    # the entry expired, and live traffic keeps it fresh.
+    # director2: director1 re-announces with GARPs, because its advert timer
+    # fired late (it was not running for longer than any backup waits) and, like
+    # keepalived (garp_lower_prio_repeat), when it hears a lower-priority advert.
+    # Without them the client would keep sending to director2, which does not
+    # forward (molecule.yml), until the entry expired, and live traffic keeps it fresh.
     arp = wait_for(
         "the client to send to director1 again",
         lambda: neighbour("client", VIP) == macs["director1"],

@@ -15,13 +15,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from labkit.poll import wait_for
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 CLONE_NEWNET = 0x40000000
@@ -60,24 +62,14 @@ def vrrp_instance(priority: int, vip: str, advert_int: float, **extra: object) -
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command here (root's namespace), output captured as text."""
     return subprocess.run(args, check=check, capture_output=True, text=True)
-
-
-def wait_for(
-    what: str, predicate: Callable[[], bool], timeout: float, step: float = 0.005
-) -> float:
-    """Poll until `predicate` holds; returns the seconds it took."""
-    start = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.2f}s waiting for {what}")
-        time.sleep(step)
 
 
 @dataclass
 class Host:
+    """One namespace of a lab, its name and its eth0 addresses."""
+
     lab: Lab
     name: str  # short name, e.g. "n1"
     ns: str  # namespace name
@@ -120,6 +112,8 @@ class Host:
 
 @dataclass
 class Agent:
+    """A vrrp-agent running in one host of a lab, with its config, log and socket."""
+
     host: Host
     config_path: Path
     log_path: Path
@@ -176,6 +170,8 @@ class Agent:
 
 @dataclass
 class Lab:
+    """The namespaces, processes and agents of one lab; `close()` removes them all."""
+
     tmp: Path
     prefix: str = field(
         default_factory=lambda: f"v{os.getpid() % 100000}x{time.monotonic_ns() % 10000}"
@@ -298,86 +294,3 @@ class Lab:
         for host in self.hosts.values():
             sh("ip", "netns", "del", host.ns, check=False)
         sh("ip", "netns", "del", self.switch, check=False)
-
-
-@dataclass
-class Keepalived:
-    """Debian's keepalived, VRRP subsystem only, as an interoperability peer."""
-
-    host: Host
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    vrrp_pidfile: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    @property
-    def vrrp_pid(self) -> int:
-        """keepalived forks a VRRP child; that is the process that speaks VRRP."""
-        return int(self.vrrp_pidfile.read_text().strip())
-
-    def stop(self, timeout: float = 10) -> int | None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ValueError, OSError):
-                os.kill(self.vrrp_pid, signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        return self.proc.wait()
-
-
-def keepalived_conf(
-    router_id: str,
-    priority: int,
-    vip: str,
-    version: int = 3,
-    auth_pass: str | None = None,
-    vrid: int = 51,
-    advert_int: float = 1,
-) -> str:
-    auth = (
-        f"    authentication {{\n        auth_type PASS\n        auth_pass {auth_pass}\n    }}\n"
-        if auth_pass
-        else ""
-    )
-    return (
-        f"global_defs {{\n    router_id {router_id}\n    script_user root\n"
-        f"    enable_script_security\n}}\n"
-        f"vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n"
-        f"    virtual_router_id {vrid}\n    priority {priority}\n    advert_int {advert_int}\n"
-        f"    version {version}\n{auth}"
-        f"    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n"
-    )
-
-
-def start_keepalived(lab: Lab, host: str, conf: str) -> Keepalived:
-    h = lab.hosts[host]
-    n = len(lab.procs)
-    path = lab.tmp / f"keepalived-{host}-{n}.conf"
-    path.write_text(conf)
-    sh("keepalived", "-t", "-f", str(path))  # keepalived's own config check
-    pid, vrrp_pid = lab.tmp / f"ka-{host}-{n}.pid", lab.tmp / f"ka-{host}-{n}.vrrp.pid"
-    args = [
-        "keepalived",
-        "-n",
-        "-l",
-        "-D",
-        "-P",
-        "-f",
-        str(path),
-        "-p",
-        str(pid),
-        "-r",
-        str(vrrp_pid),
-    ]
-    proc = lab.spawn(host, args, f"keepalived-{host}-{n}.log")
-    ka = Keepalived(h, proc, lab.tmp / f"keepalived-{host}-{n}.log", vrrp_pid)
-    wait_for(
-        f"keepalived on {host} to start",
-        lambda: vrrp_pid.exists() and vrrp_pid.read_text().strip() != "",
-        10,
-    )
-    return ka
