@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: all test deps lab-deps image venv lint unit unit-default unit-pythons ansible netns molecule demo demo-down clean \
-	bench bench-deps bench-venv bench-failover bench-lvs
+	bench bench-deps bench-venv bench-failover bench-lvs bench-link-down
 
 all: test
 
@@ -98,7 +98,7 @@ demo-down:
 
 # Benchmarks: timing lives here, never in `make test`. Run as root on an
 # otherwise idle machine; results go to bench/results/ (~16 min in all).
-bench: bench-failover bench-lvs
+bench: bench-failover bench-link-down bench-lvs
 
 # The agent and matplotlib (for the failover timeline), not the test tools:
 # the benchmarks need no more, and a clean machine is ready sooner.
@@ -112,6 +112,13 @@ BENCH_FAILOVER_ARGS ?=
 bench-failover: bench-venv
 	@[ "$$(id -u)" -eq 0 ] || { echo "make bench-failover needs root (network namespaces, raw sockets)" >&2; exit 1; }
 	$(BIN)/python -m bench.failover $(BENCH_FAILOVER_ARGS)
+
+# How soon a master drops its VIP once its link goes down (netlink link events),
+# ours against keepalived, 10 tries each (~1 min).
+BENCH_LINK_ARGS ?=
+bench-link-down: bench-venv
+	@[ "$$(id -u)" -eq 0 ] || { echo "make bench-link-down needs root (network namespaces, raw sockets)" >&2; exit 1; }
+	$(BIN)/python -m bench.link_down $(BENCH_LINK_ARGS)
 
 # The tests' tools plus wrk and nginx (the benchmark runs its own nginx per
 # namespace; the system service the package sets up stays off).

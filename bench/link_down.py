@@ -1,7 +1,7 @@
 """How soon a master drops its VIP once its link goes down, ours against keepalived
 (`python -m bench.link_down`, as root).
 
-One namespace, n1, on the lab's switch (tests/netns/lab.py), runs the
+One namespace, n1, on the lab's switch (labkit/netns.py), runs the
 implementation under test alone with bench/failover.py's one-VIP
 configuration, so it becomes master. Then, for each try, at a random moment
 (so no timer of the implementation stays in phase with the drill):
@@ -47,7 +47,7 @@ from bench import failover_stats as fs
 from bench import frames
 from bench.failover import MASTER, VIP, Implementation, Keepalived, Ours, instances, machine
 from bench.failover import master_down as master_down_s
-from tests.netns.lab import Lab, inside
+from labkit.netns import Lab, inside
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -18,7 +18,8 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 
-from tests.netns.lab import Lab, inside, sh, vrrp_instance, wait_for
+from labkit.netns import Lab, inside, sh, vrrp_instance
+from labkit.poll import wait_for
 from vrrp_agent.core.timers import master_down_interval
 from vrrp_agent.core.tracking import LinkState
 from vrrp_agent.daemon import LINK_CHECK_INTERVAL as POLL

@@ -8,7 +8,8 @@ import sys
 
 import yaml
 
-from tests.netns.lab import Lab, wait_for
+from labkit.netns import Lab
+from labkit.poll import wait_for
 
 VIP = "10.99.0.101"
 INSTANCE = {
