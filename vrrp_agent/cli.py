@@ -20,6 +20,8 @@ DEFAULT_CONTROL_SOCKET: str = GlobalDefs.__dataclass_fields__["control_socket"].
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 2 (the CLI's contract), not argparse's own way."""
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)

@@ -74,6 +74,8 @@ class Command:
 
 @dataclass(frozen=True)
 class Problem:
+    """One finding about one command, at its key path."""
+
     keypath: str
     message: str
     # A permission finding: enforced by enable_script_security, else a warning.
@@ -82,6 +84,8 @@ class Problem:
 
 @dataclass(frozen=True)
 class Report:
+    """Every finding for one configuration, and whether enable_script_security enforces them."""
+
     problems: tuple[Problem, ...] = ()
     enforced: bool = True  # global_defs.enable_script_security
 

@@ -16,6 +16,8 @@ from vrrp_agent.core.node import Node
 
 
 class _Part(Protocol):
+    """Anything that reports its own part of the status document."""
+
     def status(self) -> object: ...
 
 

@@ -13,15 +13,20 @@ import shutil
 import subprocess
 from ipaddress import IPv4Address, IPv6Address
 
+from vrrp_agent.wire.addresses import IPAddr
+
 log = logging.getLogger(__name__)
 
 TABLE = "vrrp_agent_accept"
 
 
 class AcceptFilter:
+    """The nftables table that drops traffic to VIPs of instances without accept mode, and which
+    VIPs it blocks now."""
+
     def __init__(self, nft: str | None = None) -> None:
         self.nft = nft or shutil.which("nft") or "/usr/sbin/nft"
-        self.blocked: set[IPv4Address | IPv6Address] = set()
+        self.blocked: set[IPAddr] = set()
         self._installed = False
 
     def _run(self, script: str) -> None:
@@ -49,13 +54,13 @@ class AcceptFilter:
         self._run("\n".join(lines) + "\n")
         self._installed = bool(self.blocked)
 
-    def block(self, addresses: list[IPv4Address | IPv6Address]) -> None:
+    def block(self, addresses: list[IPAddr]) -> None:
         if set(addresses) <= self.blocked:
             return
         self.blocked |= set(addresses)
         self._apply()
 
-    def unblock(self, addresses: list[IPv4Address | IPv6Address]) -> None:
+    def unblock(self, addresses: list[IPAddr]) -> None:
         if not self.blocked & set(addresses):
             return
         self.blocked -= set(addresses)

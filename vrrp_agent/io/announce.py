@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address
 
 from vrrp_agent.io.iface import Link
 from vrrp_agent.wire import gratuitous_arp, unsolicited_na
+from vrrp_agent.wire.addresses import IPAddr
 
 ALL_NODES = "ff02::1"
 
@@ -37,7 +38,7 @@ class Announcer:
             self._icmp6 = s
         return self._icmp6
 
-    def announce(self, ip: IPv4Address | IPv6Address) -> None:
+    def announce(self, ip: IPAddr) -> None:
         if isinstance(ip, IPv4Address):
             self._arp_socket().send(gratuitous_arp(self.link.mac, ip))
         else:

@@ -15,6 +15,8 @@ from vrrp_agent.io.netlink import IFA_F_SECONDARY, Rtnl
 
 @dataclass(frozen=True)
 class Link:
+    """An interface's name, index and MAC address, as read at one moment."""
+
     name: str
     index: int
     mac: bytes

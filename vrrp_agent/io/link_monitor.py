@@ -90,7 +90,7 @@ def parse_link_messages(data: bytes) -> tuple[list[LinkEvent], bool]:
 
 
 class _Malformed(ValueError):
-    pass
+    """A netlink message too short or inconsistent to read."""
 
 
 def _link(body: bytes, deleted: bool) -> LinkEvent | None:

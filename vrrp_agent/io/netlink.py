@@ -15,9 +15,10 @@ import socket
 import sys
 import types
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 
 from vrrp_agent.io.nlexchange import NetlinkError, exchange
+from vrrp_agent.wire.addresses import IPAddr
 
 
 def load_pyroute2_modules(*names: str) -> list[types.ModuleType]:
@@ -59,13 +60,15 @@ IFA_PROTO_VRRP_AGENT = 112
 
 @dataclass(frozen=True)
 class Address:
+    """One address the kernel reports on an interface."""
+
     ifindex: int
     interface: IPv4Interface | IPv6Interface
     flags: int
     label: str | None
 
     @property
-    def ip(self) -> IPv4Address | IPv6Address:
+    def ip(self) -> IPAddr:
         return self.interface.ip
 
 

@@ -17,10 +17,12 @@ NLMSG_HDR = struct.Struct("=IHHII")
 
 
 class NetlinkError(OSError):
-    pass
+    """An error the kernel answered a netlink request with."""
 
 
 class NetlinkSocket(Protocol):
+    """What exchange() needs of a netlink socket (a real one, or the tests' fake)."""
+
     def send(self, data: bytes, /) -> int: ...
 
     def recv(self, bufsize: int, /) -> bytes: ...

@@ -88,6 +88,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How one notify hook run ended."""
+
     job: Job
     exit: int | None  # None: timed out or could not start; negative: killed by that signal
     detail: str  # "exit 0", "timed out after 30s, killed", "could not start: ..."
@@ -224,6 +226,9 @@ class Fifo:
 
 
 class Notifier:
+    """Runs the notify hooks and writes notify_fifo lines, in order and never blocking the protocol;
+    keeps the last outcomes for status."""
+
     def __init__(
         self,
         script_user: str,

@@ -48,6 +48,8 @@ class Credentials:
 
 @dataclass(frozen=True)
 class RunResult:
+    """One run of a vrrp_script."""
+
     ok: bool
     exit: int | None  # None: no exit status (timed out, could not be started)
     detail: str  # for the logs: "exit 1", "timed out after 2s", ...
@@ -131,6 +133,9 @@ def kill_group(proc: asyncio.subprocess.Process) -> None:
 
 
 class ScriptRunner:
+    """Runs one vrrp_script every interval and keeps its fall/rise state; reports UP/DOWN changes
+    through a callback."""
+
     def __init__(self, script: Script, script_user: str, on_change: Callable[[str], None]) -> None:
         self.script = script
         self.name = script.name

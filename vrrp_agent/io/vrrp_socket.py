@@ -25,6 +25,8 @@ TTL = 255  # RFC 9568 5.1.1.3 / 5.1.2.3: sent with 255, anything else dropped on
 
 @dataclass(frozen=True)
 class Received:
+    """One packet read from a VRRP socket, with the IP header fields checks need."""
+
     payload: bytes
     src: IPAddr
     dst: IPAddr
@@ -32,6 +34,9 @@ class Received:
 
 
 class VrrpSocket:
+    """A raw IP protocol 112 socket bound to one interface and address family, joined to the VRRP
+    group."""
+
     def __init__(self, family: int, ifname: str, ifindex: int) -> None:
         self.family = family
         self.ifname = ifname

@@ -35,6 +35,8 @@ _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 @dataclass(frozen=True)
 class HostLvs:
+    """What this host's kernel offers the data planes."""
+
     ip_vs: bool  # IPVS is loaded, built in, or a module that can be loaded
     ipip: bool  # IPIP tunnels: the same, for the ipip module
 

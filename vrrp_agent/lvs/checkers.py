@@ -79,6 +79,8 @@ RESTART_DELAY = 10.0
 
 @dataclass(frozen=True)
 class Outcome:
+    """One check attempt's verdict."""
+
     ok: bool
     detail: str  # for the log and the status: "connection refused", "exit 1", ...
     # Set when the check could not run at all (not the server's fault): the

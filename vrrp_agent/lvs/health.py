@@ -71,6 +71,8 @@ class RsState(str, enum.Enum):
 
 @dataclass(frozen=True)
 class CheckTiming:
+    """A checker's timers, keepalived's names and units."""
+
     delay_loop: float
     timeout: float  # one attempt, from its start to its deadline
     retry: int

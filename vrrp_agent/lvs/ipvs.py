@@ -112,6 +112,8 @@ class ServiceKey:
 
 @dataclass(frozen=True)
 class Service:
+    """One IPVS virtual service as the kernel holds it."""
+
     key: ServiceKey
     scheduler: str
     persistent: bool = False
@@ -124,6 +126,8 @@ DestKey = tuple[IPAddr, int]
 
 @dataclass(frozen=True)
 class Dest:
+    """One IPVS destination (real server) of a service."""
+
     addr: IPAddr
     port: int
     fwd_method: int
@@ -142,6 +146,8 @@ class Dest:
 
 @dataclass(frozen=True)
 class Op:
+    """One IPVS netlink command, for the log and the tests."""
+
     cmd: int  # IPVS_CMD_*
     service: Service  # service ops send all of it; dest ops only its key
     dest: Dest | None = None

@@ -26,6 +26,8 @@ RsKey = tuple[int, IPAddr, int]  # (virtual server index, real server ip, port)
 
 
 class DataPlane(Protocol):
+    """Where virtual servers are programmed: nftables or IPVS."""
+
     name: str
 
     def apply(self, services: Sequence[tuple[ServicePlan, str]]) -> None: ...
@@ -34,6 +36,9 @@ class DataPlane(Protocol):
 
 
 class LvsManager:
+    """The real-server checkers of every virtual server and the data plane they feed; programs only
+    the services whose VIP this node holds."""
+
     def __init__(
         self,
         servers: Sequence[VirtualServer],

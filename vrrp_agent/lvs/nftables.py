@@ -215,6 +215,8 @@ def _vmap(key: dict[str, Any], targets: Sequence[str]) -> dict[str, Any]:
 
 @dataclass
 class _Table:
+    """One of our nftables tables being assembled for a single transaction."""
+
     family: str
     name: str
     sets: list[dict[str, Any]] = field(default_factory=list)
@@ -604,6 +606,8 @@ def _probe(ip: IPAddr, ifname: str) -> None:
 
 
 class NftablesPlane:
+    """The nftables data plane: our own tables only, replaced in one atomic transaction per apply()."""
+
     name = "nftables"
 
     def __init__(self, nft: str | None = None, ip: str | None = None) -> None:

@@ -19,6 +19,8 @@ from vrrp_agent.wire.addresses import IPAddr
 
 @dataclass(frozen=True)
 class Backend:
+    """One real server (or the sorry server) as the data plane should schedule it."""
+
     ip: IPAddr
     port: int
     weight: int  # 0: kept but not scheduled (inhibit_on_failure)
@@ -27,6 +29,8 @@ class Backend:
 
 @dataclass(frozen=True)
 class ServicePlan:
+    """One virtual server and its backends, as the data plane should program it now."""
+
     vs: VirtualServer
     backends: tuple[Backend, ...]
 

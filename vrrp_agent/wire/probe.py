@@ -40,6 +40,8 @@ _IPPROTO_ICMP = 1
 
 @dataclass(frozen=True)
 class EchoReply:
+    """The identifying fields of an ICMP echo reply."""
+
     ident: int
     seq: int
 
