@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from vrrp_agent.core.tracking import LinkState
+from vrrp_agent.io.link_monitor import state_from_flags
 from vrrp_agent.io.netlink import IFA_F_SECONDARY, Rtnl
 
 
@@ -54,8 +55,6 @@ def link_local_ipv6(rtnl: Rtnl, ifindex: int) -> IPv6Address | None:
 
 # <linux/if.h> and <linux/sockios.h>
 _SIOCGIFFLAGS = 0x8913
-_IFF_UP = 0x1
-_IFF_RUNNING = 0x40  # oper state UP, or UNKNOWN for links that report no carrier (lo)
 
 
 def link_state(sock: socket.socket, name: str) -> LinkState:
@@ -74,5 +73,5 @@ def link_state(sock: socket.socket, name: str) -> LinkState:
             return LinkState.GONE
         raise
     (flags,) = struct.unpack_from("H", ifreq, 16)
-    up = flags & (_IFF_UP | _IFF_RUNNING) == _IFF_UP | _IFF_RUNNING
-    return LinkState.UP if up else LinkState.DOWN
+    # One rule for the ioctl and the netlink link events, so the two agree.
+    return state_from_flags(flags)

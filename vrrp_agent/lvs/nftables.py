@@ -606,7 +606,8 @@ def _probe(ip: IPAddr, ifname: str) -> None:
 
 
 class NftablesPlane:
-    """The nftables data plane: our own tables only, replaced in one atomic transaction per apply()."""
+    """The nftables data plane: our own tables only, replaced in one atomic
+    transaction per apply()."""
 
     name = "nftables"
 
