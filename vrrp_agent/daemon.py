@@ -229,6 +229,7 @@ class Agent:
 
     def _on_readable(self, sock: VrrpSocket) -> None:
         family = 4 if sock.family == socket.AF_INET else 6
+        packets = []
         for _ in range(64):  # bounded, so a flood cannot starve timers
             try:
                 pkt = sock.recv()
@@ -240,8 +241,9 @@ class Agent:
             except OSError as err:
                 log.warning("receive on %s failed: %s", sock.ifname, err)
                 break
-            self._run(self.node.receive(sock.ifname, family, pkt.payload, pkt.src, pkt.dst,
-                                        pkt.ttl, self.loop.time()))  # fmt: skip
+            packets.append((pkt.payload, pkt.src, pkt.dst, pkt.ttl))
+        # One batch, settled and re-armed once (see Node.receive_many).
+        self._run(self.node.receive_many(sock.ifname, family, packets, self.loop.time()))
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Union
 
@@ -260,25 +260,45 @@ class Node:
         now: float,
     ) -> list[NodeAction]:
         """One VRRP packet (the IP payload) received on `ifname`; `family` 4 or 6."""
+        return self.receive_many(ifname, family, [(payload, src, dst, ttl)], now)
+
+    def receive_many(
+        self,
+        ifname: str,
+        family: int,
+        packets: Sequence[tuple[bytes, IPAddr, IPAddr, int]],
+        now: float,
+    ) -> list[NodeAction]:
+        """Packets read from one socket in one go, each (payload, src, dst, ttl).
+        Settled once for the batch: a master of 255 VRIDs sends its adverts
+        within a few ms, and settling (which looks at every router) after each
+        one would cost a backup O(n^2) per advert round."""
+        for payload, src, dst, ttl in packets:
+            self._receive_one(ifname, family, payload, src, dst, ttl, now)
+        return self._finish(now)
+
+    def _receive_one(
+        self, ifname: str, family: int, payload: bytes, src: IPAddr, dst: IPAddr, ttl: int,
+        now: float,
+    ) -> None:  # fmt: skip
         if len(payload) < 8:
             self.rx_dropped["truncated"] += 1
-            return []
+            return
         name = self._by_vrid.get((ifname, family, payload[1]))
         if name is None:
             self.rx_dropped["unknown_vrid"] += 1
-            return []
+            return
         router = self.routers[name]
         if ttl != VRRP_TTL:
             router.drop("ttl")
-            return []
+            return
         inst = self.config.vrrp_instances[name]
         try:
             adv = decode(payload, src=src, dst=dst, pseudo_header=inst.v3_checksum_pseudo_header)
         except DecodeError as err:
             router.drop(err.reason)
-            return []
+            return
         self._exec(name, router.receive(adv, src, now))
-        return self._finish(now)
 
     def drop(self, reason: str) -> None:
         """A packet that could not even be read as one of ours."""
