@@ -276,3 +276,34 @@ def test_state_changes_carry_the_router_states() -> None:
     _, out = started(cfg)
     changes = [a for a in router_actions(out) if isinstance(a, StateChanged)]
     assert [c.new for c in changes] == ["BACKUP"]
+
+
+def test_a_batch_of_packets_is_settled_once_with_the_same_outcome_as_one_by_one() -> None:
+    cfg = config({"A": inst(1), "B": inst(2)}, vrrp_sync_groups={"G": {"group": ["A", "B"]}})
+    peer = ip_address("10.0.0.9")
+    outcomes = []
+    for batched in (False, True):
+        node, _ = started(cfg)
+        node.on_timer(10.0)
+        packets = [
+            (
+                encode(
+                    node.routers[n].advert(priority=200), src=peer, dst=MCAST_V4, pseudo_header=True
+                ),
+                peer,
+                MCAST_V4,
+                255,
+            )
+            for n in ("A", "B")
+        ]
+        if batched:
+            out = node.receive_many("eth0", 4, packets, 11.0)
+        else:
+            out = [a for p in packets for a in node.receive("eth0", 4, *p, 11.0)]
+        removals = [a for a in router_actions(out) if isinstance(a, RemoveVips)]
+        states = {n: r.state for n, r in node.routers.items()}
+        outcomes.append((states, node.holding, len(removals)))
+        # Settled once for the batch: LVS is told once that nothing is held now.
+        assert [a for a in out if isinstance(a, ProgramLvs)] == [ProgramLvs(frozenset())]
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1] == ({"A": State.BACKUP, "B": State.BACKUP}, set(), 2)
