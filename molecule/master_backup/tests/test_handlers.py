@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from labkit import podman, vips
+
 VIP = "10.89.90.100"
 NODES = ("node1", "node2")
 REPO = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
@@ -29,9 +31,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def on(node: str, *argv: str) -> str:
-    return subprocess.run(
-        ["podman", "exec", node, *argv], check=True, capture_output=True, text=True
-    ).stdout
+    return podman.run(node, *argv, check=True).stdout
 
 
 def main_pid(node: str) -> int:
@@ -43,12 +43,7 @@ def status(node: str) -> dict:
 
 
 def holders() -> list[str]:
-    held = []
-    for node in NODES:
-        links = json.loads(on(node, "ip", "-j", "addr", "show", "dev", "eth0"))
-        if any(a["local"] == VIP for link in links for a in link.get("addr_info", [])):
-            held.append(node)
-    return held
+    return vips.holders(VIP, NODES)
 
 
 class VipWatch(threading.Thread):
