@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from drills import DRILLS, NODES, agent_status, host, make_master, page
+from drills import DRILLS, NODE_IP, NODES, PRIO_BACKUP, agent_status, host, make_master, page
 
 from labkit.podman import Probe
 from labkit.poll import wait_for
@@ -26,7 +26,23 @@ def test_agent_and_nginx_run_on_both_nodes() -> None:
         assert host(node).file("/etc/vrrp-agent/agent.yml").contains("virtual_router_id: 51")
 
 
-def test_exactly_one_node_holds_the_vip_and_it_is_node1() -> None:
+def test_exactly_one_node_holds_the_vip_and_it_is_node1(preempt: bool) -> None:
+    # Both nodes start in BACKUP and the first master-down timer to expire wins;
+    # node1's is shorter by the skew difference, (150 - 100) / 256 s. Preemption
+    # corrects a later start of node1; under nopreempt the deployment does not
+    # (keepalived's rule too): if converge started node1's agent more than that
+    # 0.2 s after node2's, node2 keeps the VIP. Then the drills begin by moving
+    # it (make_master); here what nopreempt promises is asserted: one holder,
+    # named as master by the other node.
+    if not preempt:
+        wait_for("one node to hold the VIP", lambda: len(holders(VIP, NODES)) == 1, 10)
+        if holders(VIP, NODES) == ["node2"]:
+            st = agent_status("node1")["instances"]["VI_1"]
+            assert (st["state"], st["master_ip"], st["master_priority"]) == (
+                "BACKUP", NODE_IP["node2"], PRIO_BACKUP,
+            )  # fmt: skip
+            assert page(VIP) == "Hello from node2"
+            make_master(VIP, "node1", "node2")
     wait_for("node1 to hold the VIP", lambda: holders(VIP, NODES) == ["node1"], 10)
     st = agent_status("node2")["instances"]["VI_1"]
     assert (st["state"], st["master_ip"], st["master_priority"]) == ("BACKUP", "10.89.90.11", 150)

@@ -101,6 +101,17 @@ def handlers_run(out: str) -> list[str]:
     return ran
 
 
+def test_the_first_deploy_started_each_agent_once() -> None:
+    """Converge installed the agent on fresh nodes and idempotence ran site.yml
+    again: one start per node. The role used to restart the agent it had just
+    started (the unit's handler), a second election that a nopreempt pair gave
+    to whichever node restarted first."""
+    for node in NODES:
+        journal = on(node, "journalctl", "--boot", "--unit=vrrp-agent", "--output=cat")
+        starts = [line for line in journal.splitlines() if line.startswith("Started vrrp-agent")]
+        assert len(starts) == 1, f"{node}: {len(starts)} starts of vrrp-agent:\n{journal}"
+
+
 def wait_until_steady(timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
