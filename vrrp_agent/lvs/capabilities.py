@@ -104,7 +104,7 @@ def choose(lvs_backend: str, host: HostLvs) -> str:
         return "ipvs" if host.ip_vs else "nftables"
     if lvs_backend in ("ipvs", "nftables"):
         return lvs_backend
-    raise ValueError(f"lvs_backend must be one of {', '.join(BACKENDS)}, not {lvs_backend!r}")
+    raise ValueError(f"lvs_backend must be one of {', '.join(BACKENDS)}, not '{lvs_backend}'")
 
 
 _CONNECTION_COUNTS = frozenset({"lc", "wlc", "sed", "nq", "ovf", "twos", "lblc", "lblcr"})

@@ -175,7 +175,7 @@ class RealServerChecker:
             if not self._argv and self._argv_error is None:
                 self._argv_error = "misc_path is empty"
         elif self.kind not in ("TCP_CHECK", "HTTP_GET", "SSL_GET"):
-            raise ValueError(f"unknown checker kind {self.kind!r}")
+            raise ValueError(f"unknown checker kind '{self.kind}'")
 
     @property
     def up(self) -> bool:

@@ -185,7 +185,7 @@ def desired(plans: Iterable[ServicePlan]) -> dict[ServiceKey, tuple[Service, dic
     for plan in plans:
         vs = plan.vs
         if vs.lb_algo not in SCHEDULERS:
-            raise ValueError(f"IPVS has no scheduler {vs.lb_algo!r}")
+            raise ValueError(f"IPVS has no scheduler '{vs.lb_algo}'")
         key = service_key(vs)
         persistent = vs.persistence_timeout > 0
         service = Service(

@@ -104,7 +104,7 @@ def check(vs: VirtualServer) -> None:
             " (this kernel has no ipip tunnels); use NAT or DR"
         )
     if vs.lb_kind not in KINDS:
-        raise Unsupported(f"{where}: unknown lb_kind {vs.lb_kind!r}")
+        raise Unsupported(f"{where}: unknown lb_kind '{vs.lb_kind}'")
     if vs.lb_algo not in SCHEDULERS:
         raise Unsupported(
             f"{where}: lb_algo {vs.lb_algo} is not available with nftables"
