@@ -43,26 +43,27 @@ install_python() {
     "python$v" "python$v-venv" >/dev/null
 }
 
-# Prepare a venv for python$1 and run the unit tests in it; output to stdout.
-run_version() {
-  local v=$1 python=$2 venv=.venv-py$1
+# The venv .venv-py$1 for interpreter $2, with the `test` extra.
+prepare_venv() {
+  local venv=.venv-py$1 python=$2
   # Rebuilt when the project's dependencies change, as .venv is.
   if [ ! -e "$venv/.test-installed" ] || [ pyproject.toml -nt "$venv/.test-installed" ]; then
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q -e '.[test]'
-    touch "$venv/.test-installed"
+    # Chained: called under ||, where set -e does not stop at a failed step.
+    rm -rf "$venv" && "$python" -m venv "$venv" \
+      && "$venv/bin/pip" install -q --upgrade pip \
+      && "$venv/bin/pip" install -q -e '.[test]' \
+      && touch "$venv/.test-installed"
   fi
-  echo "=== unit tests under $("$venv/bin/python" --version) ($python)"
+}
+
+run_unit() {
+  local venv=.venv-py$1
+  echo "=== unit tests under $("$venv/bin/python" --version) ($2)"
   "$venv/bin/python" -m pytest -p no:cacheprovider -q tests/unit
 }
 
 default=$(${PYTHON:-python3} -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 status=0
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
-versions=()
 for v in "$@"; do
   if [ "$v" = "$default" ]; then
     echo "=== Python $v is the default one: make unit-default runs its unit tests"
@@ -80,14 +81,9 @@ for v in "$@"; do
     echo "unit-pythons: WARNING, skipped: $message" >&2
     continue
   fi
-  # Side by side: the suites share nothing but the checkout, and each is
-  # mostly one busy core; one after the other they cost CI a minute more.
-  run_version "$v" "$python" >"$logs/$v" 2>&1 &
-  versions+=("$v:$!")
-done
-for entry in "${versions[@]}"; do
-  v=${entry%%:*}
-  wait "${entry#*:}" || { status=1; echo "unit-pythons: the unit tests failed under Python $v" >&2; }
-  cat "$logs/$v"
+  # One after the other: the MISC_CHECK tests count the processes their
+  # scripts leave, and would count another suite's too.
+  prepare_venv "$v" "$python" || { echo "unit-pythons: no venv for Python $v" >&2; status=1; continue; }
+  run_unit "$v" "$python" || status=1
 done
 exit $status
