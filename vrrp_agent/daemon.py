@@ -242,8 +242,9 @@ class Agent:
                 log.warning("receive on %s failed: %s", sock.ifname, err)
                 break
             packets.append((pkt.payload, pkt.src, pkt.dst, pkt.ttl))
-        # One batch, settled and re-armed once (see Node.receive_many).
-        self._run(self.node.receive_many(sock.ifname, family, packets, self.loop.time()))
+        # One batch settled once (Node.receive_many); nothing to settle if none.
+        if packets:
+            self._run(self.node.receive_many(sock.ifname, family, packets, self.loop.time()))
 
     def _on_timer(self) -> None:
         self._timer = None
