@@ -26,8 +26,8 @@ FORGER = textwrap.dedent(
     SRC, DST = "10.99.0.3", "224.0.0.18"
     VIP = ip("10.99.0.100")
 
-    def v3(vrid=51, prio=250, **kw):
-        adv = Advertisement(version=3, vrid=vrid, priority=prio, max_advert_int=100,
+    def v3(vrid=51, prio=250, interval=100, **kw):
+        adv = Advertisement(version=3, vrid=vrid, priority=prio, max_advert_int=interval,
                             addresses=(VIP,))
         return encode(adv, src=ip(SRC), dst=ip(DST), **kw)
 
@@ -51,6 +51,7 @@ FORGER = textwrap.dedent(
         "short": (good[:5], 255),
         "auth": (v2(pw=b"wrong"), 255),
         "interval": (v2(interval=3), 255),
+        "zero_interval": (v3(interval=0), 255),
     }
     for name in sys.argv[1:]:
         payload, ttl = cases[name]
@@ -125,4 +126,26 @@ def test_forged_packets_are_dropped_and_counted(lab: Lab) -> None:
         assert after["instances"][name]["stats"]["became_master"] == 0
     assert after["pid"] == before["pid"]
     assert a1.proc.poll() is None and a2.proc.poll() is None
+    assert not lab["n2"].has(VIP)
+
+
+def test_a_forged_v3_advert_with_interval_zero_does_not_promote_a_backup(lab: Lab) -> None:
+    """The attack: a backup adopts a better master's Max Adver Int, so 0 gave
+    Master_Down = 0 and a takeover at once (two masters until n1's next
+    advert put it back). Before the fix n2 counted became_master 1."""
+    lab.agent("n1", conf(200))
+    a2 = lab.agent("n2", conf(100))
+    wait_for("n1 master", lambda: lab["n1"].has(VIP), master_down_interval(3, 200, 1) + 2)
+    wait_for(
+        "n2 follows n1", lambda: a2.status()["instances"]["VI_1"]["master_ip"] == "10.99.0.1", 3
+    )
+    script = lab.tmp / "forge.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n" + FORGER)
+    lab["n3"].run(sys.executable, str(script), "zero_interval", "zero_interval", "zero_interval")
+    # One advert interval of n1 and more: a promotion, had there been one, has happened by now.
+    time.sleep(1.5)
+    vi1 = a2.status()["instances"]["VI_1"]
+    assert vi1["stats"]["became_master"] == 0
+    assert (vi1["state"], vi1["master_ip"]) == ("BACKUP", "10.99.0.1")
+    assert vi1["rx_dropped"] == {"zero_interval": 3}
     assert not lab["n2"].has(VIP)

@@ -153,6 +153,13 @@ def decode(
             "checksum", f"checksum 0x{received:04x} does not match computed 0x{computed:04x}"
         )
 
+    # An interval of 0 is meaningless in both versions, and dangerous: a
+    # backup that adopted it from a (forged) v3 advert would compute a
+    # Master_Down of zero and take over at the next pause of the adverts.
+    interval = payload[5] if version == 2 else int.from_bytes(payload[4:6], "big") & 0x0FFF
+    if interval == 0:
+        raise DecodeError("zero_interval", "Max Adver Int is 0, which no sender may use")
+
     addr_type = IPv4Address if family == 4 else IPv6Address
     addresses = tuple(
         addr_type(payload[i : i + addr_len]) for i in range(HEADER_LEN, addrs_end, addr_len)
@@ -162,7 +169,7 @@ def decode(
             version=2,
             vrid=payload[1],
             priority=payload[2],
-            max_advert_int=payload[5],
+            max_advert_int=interval,
             addresses=addresses,
             auth_type=payload[4],
             auth_data=payload[addrs_end:needed],
@@ -173,7 +180,7 @@ def decode(
         vrid=payload[1],
         priority=payload[2],
         # The top 4 bits are reserved: senders zero them, receivers ignore them.
-        max_advert_int=int.from_bytes(payload[4:6], "big") & 0x0FFF,
+        max_advert_int=interval,
         addresses=addresses,
         type=msg_type,
     )

@@ -255,9 +255,30 @@ class TestRejections:
         assert decode(bytes(raw), src=SRC4, dst=MCAST_V4) == V3_V4
 
     def test_vrid_zero_is_decoded_for_the_caller_to_judge(self):
-        adv = Advertisement(version=3, vrid=0, priority=0, max_advert_int=0, addresses=(VIP4,))
+        adv = Advertisement(version=3, vrid=0, priority=0, max_advert_int=1, addresses=(VIP4,))
         raw = encode(adv, src=SRC4, dst=MCAST_V4)
         assert decode(raw, src=SRC4, dst=MCAST_V4) == adv
+
+    def test_v3_interval_zero_is_malformed(self):
+        # A backup adopting 0 from a forged advert would get Master_Down 0.
+        adv = Advertisement(version=3, vrid=51, priority=254, max_advert_int=0, addresses=(VIP4,))
+        raw = encode(adv, src=SRC4, dst=MCAST_V4)
+        assert _reason(raw, src=SRC4, dst=MCAST_V4).reason == "zero_interval"
+
+    def test_v3_interval_zero_with_reserved_bits_set_is_still_zero(self):
+        adv = Advertisement(version=3, vrid=51, priority=254, max_advert_int=0, addresses=(VIP4,))
+        raw = bytearray(encode(adv, pseudo_header=False, src=SRC4, dst=MCAST_V4))
+        raw[4] |= 0xF0
+        raw[6:8] = b"\x00\x00"
+        raw[6:8] = internet_checksum(bytes(raw)).to_bytes(2, "big")
+        err = _reason(bytes(raw), src=SRC4, dst=MCAST_V4, pseudo_header=False)
+        assert err.reason == "zero_interval"
+
+    def test_v2_interval_zero_is_malformed(self):
+        adv = Advertisement(
+            version=2, vrid=51, priority=100, max_advert_int=0, addresses=(VIP4,), auth_type=0
+        )
+        assert _reason(encode(adv)).reason == "zero_interval"
 
     def test_decode_error_pickles_with_its_reason(self):
         err = pickle.loads(pickle.dumps(DecodeError("checksum", "bad sum")))

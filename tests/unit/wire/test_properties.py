@@ -34,12 +34,12 @@ def advertisements(draw, version=None, family=None):
     if version == 2:
         return Advertisement(
             **common,
-            max_advert_int=draw(st.integers(0, 255)),
+            max_advert_int=draw(st.integers(1, 255)),  # 0 is refused
             auth_type=draw(st.integers(0, 255)),
             # decode returns all 8 wire bytes, so only 8-byte auth data round-trips as is.
             auth_data=draw(st.binary(min_size=8, max_size=8)),
         )
-    return Advertisement(**common, max_advert_int=draw(st.integers(0, 4095)))
+    return Advertisement(**common, max_advert_int=draw(st.integers(1, 4095)))  # 0 is refused
 
 
 @st.composite

@@ -58,7 +58,7 @@ V2_CASES = [
     (1, 100, 1, 1, 0, b""),
     (51, 255, 3, 2, 1, b"secret"),
     (255, 0, 255, 5, 1, b"12345678"),
-    (200, 1, 0, 0, 2, b"\x01\x02\x03"),
+    (200, 1, 2, 0, 2, b"\x01\x02\x03"),  # interval 0 is refused on receive
     (17, 254, 10, 20, 0, b""),
 ]
 # vrid, priority, max_adver_int (cs), address count
@@ -67,7 +67,7 @@ V3_CASES = [
     (51, 255, 4095, 3),
     (255, 0, 1, 0),
     (128, 1, 50, 7),
-    (9, 200, 0, 20),
+    (9, 200, 2, 20),  # interval 0 is refused on receive
 ]
 
 
