@@ -179,10 +179,7 @@ class Agent:
         fresh = self.scripts.sync(new)
         self._apply(new, plan, built)
         if new.global_defs.control_socket != old_socket:
-            if self._server is not None:
-                self._server.close()
-                control.remove(old_socket)
-            self._server = await control.serve(new.global_defs.control_socket, self.status)
+            self._server = await control.move(self._server, old_socket, new, self.status)
         self.reloads += 1
         self.scripts.launch(fresh)
         self._sync_companions(new, plan.rebuild_lvs)
@@ -210,7 +207,7 @@ class Agent:
         self.side.stop_lvs()
         if self._server is not None:
             self._server.close()
-            control.remove(self.cfg.global_defs.control_socket)
+            control.remove(control.path_of(self._server))
         self.ports.close()
         return stopped
 

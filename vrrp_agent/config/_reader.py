@@ -110,6 +110,13 @@ def load_yaml(text: str, problems: Problems) -> tuple[bool, Any]:
         if node is None:
             return True, None
         _check_duplicate_keys(node, "", problems, set())
+        if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            problems.add(
+                TOP,
+                "YAML error: aliases and merge keys (<<) expand this document to more than"
+                f" {MAX_EXPANDED_NODES:,} nodes, far beyond any configuration (an alias bomb?)",
+            )
+            return False, None
         return True, loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -144,6 +151,31 @@ def _char(character: object) -> str:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+# A configuration of 255 instances with scripts and virtual servers is a few
+# thousand nodes; a document that aliases expand beyond this is an attack.
+# Checked before PyYAML constructs it: its merge-key code was exponential up to
+# 6.0.3, and the bound must hold whichever version a host has.
+MAX_EXPANDED_NODES = 200_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """The number of nodes in the tree the document means, aliases written
+    out, computed on the shared graph (linear in the text, saturating)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 1  # a self-referencing anchor counts once, as it loads
+    total = 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        for child in node.value:
+            pair = child if isinstance(child, tuple) else (child,)
+            for sub in pair:
+                total += _expanded_size(sub, memo)
+                if total > MAX_EXPANDED_NODES:
+                    break
+    memo[id(node)] = total = min(total, MAX_EXPANDED_NODES + 1)
+    return total
 
 
 def _check_duplicate_keys(

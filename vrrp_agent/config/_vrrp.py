@@ -68,6 +68,10 @@ _AUTH_PASS_MAX = 8  # octets in the VRRPv2 authentication data field
 
 def _control_socket(value: Any) -> str:
     path = text(value)
+    # Relative to what? The agent's working directory differs between systemd,
+    # a shell and `status`, so a relative path would name three sockets.
+    if not path.startswith("/"):
+        raise Invalid(f"must be an absolute path, got {path!r}")
     if len(path.encode()) > _SUN_PATH_MAX:
         raise Invalid(f"socket path is longer than {_SUN_PATH_MAX} bytes (the AF_UNIX limit)")
     return path

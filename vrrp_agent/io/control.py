@@ -9,15 +9,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
+import stat
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vrrp_agent.config import Config
+
+log = logging.getLogger("vrrp_agent")
 
 COMMANDS = ("status",)
 
 
+class ControlSocketError(OSError):
+    """The control socket's path is taken by something that is not a socket."""
+
+
 async def serve(path: str, status: Callable[[], dict[str, object]]) -> asyncio.AbstractServer:
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    _refuse_non_socket(path)
     remove(path)  # a stale socket from a crashed run
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -42,9 +55,40 @@ async def serve(path: str, status: Callable[[], dict[str, object]]) -> asyncio.A
         os.umask(old_umask)
 
 
+async def move(
+    server: asyncio.AbstractServer | None, old_path: str, new: Config,
+    status: Callable[[], dict[str, object]],
+) -> asyncio.AbstractServer | None:  # fmt: skip
+    """A reload that names another control_socket: listen there first, so a
+    bad path costs nothing and the old socket keeps answering."""
+    try:
+        fresh = await serve(new.global_defs.control_socket, status)
+    except OSError as err:
+        log.error("reload: %s; still listening on %s", err, old_path)
+        return server
+    if server is not None:
+        server.close()
+        remove(old_path)
+    return fresh
+
+
+def path_of(server: asyncio.AbstractServer) -> str:
+    """The path a unix server listens on, whatever the configuration says now."""
+    return str(server.sockets[0].getsockname()) if server.sockets else ""
+
+
 def remove(path: str) -> None:
+    """Remove our (or a crashed run's) socket at `path`, and nothing else: a
+    typo in control_socket must never delete somebody's file."""
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+
+
+def _refuse_non_socket(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise ControlSocketError(f"control_socket {path} exists and is not a socket")
 
 
 def request(path: str, command: str = "status", timeout: float = 5.0) -> dict[str, object]:
