@@ -17,6 +17,7 @@ scheduling on a loaded two-core machine and polling `ip addr`.
 
 from __future__ import annotations
 
+import sys
 import time
 
 from labkit.netns import Lab, sh
@@ -110,6 +111,11 @@ def test_a_vip_that_cannot_be_added_faults_the_master_and_the_peer_serves(
     assert a2.state() == "MASTER"
     faults = a1.status()["instances"]["VI_1"]["faults"]
     assert "ENODEV" in faults.get("vips", ""), faults
+    # The table says it too, once a probe in FAULT found the device missing.
+    wait_for("a probe in FAULT", lambda: vip_status(a1)[1].startswith("configured, not"), ADV + 0.5)
+    table = lab["n1"].run(sys.executable, "-m", "vrrp_agent.cli", "status", "-c",
+                          str(a1.config_path), check=False).stdout  # fmt: skip
+    assert f"VI_1: {VIP}/24 configured, not present: ENODEV no such device eth1" in table, table
     # The device back: the fault clears, n1 is a backup again and preempts n2.
     replug_eth1(lab, 1)
     bound = POLL + ADV + master_down_interval(3, P1, ADV) + MARGIN
