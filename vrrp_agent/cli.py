@@ -174,6 +174,11 @@ def _table(answer: dict[str, object]) -> str:
     if dropped:
         header += f"  unattributed drops {dropped}"
     extra = []
+    for name, st in instances.items():
+        # A VIP the last add could not configure: the state alone would hide it.
+        for vip, presence in (st.get("vips") or {}).items():
+            if presence.startswith("configured, not present"):
+                extra.append(f"{name}: {vip} {presence}")
     groups = answer.get("vrrp_sync_groups") or {}
     if groups:
         extra.append("sync groups: " + ", ".join(f"{g} {s}" for g, s in groups.items()))

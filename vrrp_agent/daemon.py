@@ -64,8 +64,7 @@ class Agent:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._server: asyncio.AbstractServer | None = None
-        # The ports a reload builds, installed when the node switches configuration.
-        self._switch: tuple[ReloadPlan, dict[str, InstancePort]] | None = None
+        self._switch: tuple[ReloadPlan, dict[str, InstancePort]] | None = None  # a reload's ports
 
     async def run(self) -> int:
         plan = self.node.plan(self.cfg)
@@ -119,7 +118,6 @@ class Agent:
             if "lvs" in flags:
                 self._sync_lvs()
 
-    # Recorded here, acted on by the main loop: nothing lands mid-reload.
     def _record_signal(self, sig: int) -> None:
         self.signals.append(sig)
         self._wake.set()
@@ -252,7 +250,9 @@ class Agent:
         """Carry out the node's actions in order, then re-arm the timer."""
         for action in actions:
             if isinstance(action, core.InstanceActions):
-                self.ports.ports[action.instance].execute(list(action.actions))
+                failed = self.ports.ports[action.instance].execute(list(action.actions))
+                if failed is not None:  # an add or probe: the router decides what follows
+                    self._run(self.node.vips_result(action.instance, failed, self.loop.time()))
             elif isinstance(action, core.NotifyInstance):
                 self.notifier.instance_changed(action.instance, action.state, action.priority)
             elif isinstance(action, core.NotifyGroup):

@@ -1,6 +1,14 @@
 """Sans-I/O VRRP core: events and the current time in, actions out."""
 
-from vrrp_agent.core.actions import Action, AddVips, Announce, RemoveVips, SendAdvert, StateChanged
+from vrrp_agent.core.actions import (
+    Action,
+    AddVips,
+    Announce,
+    ProbeVips,
+    RemoveVips,
+    SendAdvert,
+    StateChanged,
+)
 from vrrp_agent.core.router import Router, RouterParams
 from vrrp_agent.core.state import State
 
@@ -8,6 +16,7 @@ __all__ = [
     "Action",
     "AddVips",
     "Announce",
+    "ProbeVips",
     "RemoveVips",
     "Router",
     "RouterParams",

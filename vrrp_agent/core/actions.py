@@ -26,6 +26,12 @@ class AddVips:
 
 
 @dataclass(frozen=True)
+class ProbeVips:
+    """Tell whether the virtual addresses could be added now (their devices
+    exist), without adding them: a router in FAULT for its VIPs asks."""
+
+
+@dataclass(frozen=True)
 class RemoveVips:
     """Remove the virtual addresses; `reason` is for the log."""
 
@@ -49,4 +55,4 @@ class StateChanged:
 
 
 # Union, not `|`: an alias is evaluated at run time, and the agent runs on Python 3.9.
-Action = Union[SendAdvert, AddVips, RemoveVips, Announce, StateChanged]
+Action = Union[SendAdvert, AddVips, ProbeVips, RemoveVips, Announce, StateChanged]

@@ -22,6 +22,7 @@ class FaultSource(str, enum.Enum):
     LINK = "link"  # the instance's own interface, gone or down
     SYNC = "sync"  # a sync group mate in FAULT
     ARBITER = "arbiter"  # no reference address answers
+    VIPS = "vips"  # the virtual addresses could not be added (see core.vip_retry)
 
     def __str__(self) -> str:
         return str(self.value)
@@ -54,3 +55,4 @@ class FaultKey(str):
 
 
 ARBITER_FAULT = FaultKey(FaultSource.ARBITER)
+VIPS_FAULT = FaultKey(FaultSource.VIPS)

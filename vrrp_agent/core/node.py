@@ -147,11 +147,19 @@ def coordinator_for(cfg: Config) -> Coordinator:
 
 
 def watched_links(cfg: Config) -> set[str]:
-    """Interfaces `cfg`'s instances depend on: their own and every track_interface."""
+    """Interfaces `cfg`'s instances depend on: their own, every
+    track_interface, and the devices of their VIPs."""
     insts = cfg.vrrp_instances.values()
     names = {inst.interface for inst in insts}
     names.update(ref.name for inst in insts for ref in inst.track_interface)
+    names.update(d for inst in insts for d in vip_devices(inst))
     return names
+
+
+def vip_devices(inst: Instance) -> set[str]:
+    """The other devices than its own interface that an instance's VIPs live on."""
+    vips = (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
+    return {v.dev for v in vips if v.dev is not None and v.dev != inst.interface}
 
 
 def watched_files(cfg: Config) -> set[str]:
@@ -185,6 +193,8 @@ class Node:
         self._group_defs: dict[str, SyncGroup] = {}
         # Instances whose VIPs are configured (after their last AddVips).
         self.holding: set[str] = set()
+        # Per instance, the VIPs its last add could not configure, and why.
+        self.vip_errors: dict[str, dict[str, str]] = {}
         self._lvs_holding: frozenset[str] = frozenset()
         # Packets that could not be attributed to an instance.
         self.rx_dropped: Counter[str] = Counter()
@@ -342,6 +352,8 @@ class Node:
             inst = self.config.vrrp_instances[name]
             if inst.interface in changed or any(r.name in changed for r in inst.track_interface):
                 self._track(name, now)
+            if vip_devices(inst) & changed:
+                self._exec(name, self.routers[name].vips_lost(now))
         return self._finish(now)
 
     def files_changed(self, files: Mapping[str, FileReading], now: float) -> list[NodeAction]:
@@ -359,6 +371,22 @@ class Node:
         self.arbiter = reading
         for name in self._running_names():
             self._arbiter_fault(name, now)
+        return self._finish(now)
+
+    def vips_result(self, name: str, errors: Mapping[str, str], now: float) -> list[NodeAction]:
+        """The I/O layer carried out `name`'s AddVips or ProbeVips: `errors`
+        maps each VIP it could not add (or could not add now) to why."""
+        router = self.routers.get(name)
+        if router is None:
+            return self._finish(now)
+        self.vip_errors[name] = dict(errors)
+        if errors and name in self.holding:
+            # Not held while a VIP is missing: status and LVS say the truth.
+            self.holding.discard(name)
+        elif not errors and router.state is State.MASTER:
+            self.holding.add(name)
+        summary = "; ".join(f"{vip}: {why}" for vip, why in sorted(errors.items()))
+        self._exec(name, router.vips_result(summary, now))
         return self._finish(now)
 
     def next_deadline(self) -> float | None:
@@ -468,6 +496,7 @@ class Node:
         self._by_vrid = {k: v for k, v in self._by_vrid.items() if v != name}
         self.track_deltas.pop(name, None)
         self.holding.discard(name)
+        self.vip_errors.pop(name, None)
 
     def _exec(self, name: str, actions: list[Action]) -> None:
         if not actions:
@@ -480,6 +509,7 @@ class Node:
                 self.holding.add(name)
             elif isinstance(action, RemoveVips):
                 self.holding.discard(name)
+                self.vip_errors.pop(name, None)
             elif isinstance(action, StateChanged):
                 self._transitions.append((inst, router, action))
 
@@ -580,6 +610,9 @@ class Node:
             "unicast_peer": [str(p) for p in inst.unicast_peer],
             "virtual_ipaddress": [str(v.address) for v in inst.virtual_ipaddress],
             "holds_vips": name in self.holding,
+            # Each configured VIP as the last add found it: "present" while
+            # held, "configured, not present: <why>" when the add failed.
+            "vips": self._vip_presence(name, inst),
             "preempt": r.params.preempt,
             "preempt_delay": r.params.preempt_delay,
             "accept": inst.accept,
@@ -601,6 +634,17 @@ class Node:
             },
             "rx_dropped": dict(st.rx_dropped),
         }
+
+    def _vip_presence(self, name: str, inst: Instance) -> dict[str, str]:
+        errors = self.vip_errors.get(name, {})
+        out = {}
+        for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
+            key = str(v.address)
+            if key in errors:
+                out[key] = f"configured, not present: {errors[key]}"
+            else:
+                out[key] = "present" if name in self.holding else "not held"
+        return out
 
     def _coordination_status(self, name: str, now: float) -> dict[str, object]:
         """A gated instance's pending claim and, for an exclusive pair, whether

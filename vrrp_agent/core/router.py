@@ -21,10 +21,12 @@ from vrrp_agent.core.actions import (
     Action,
     AddVips,
     Announce,
+    ProbeVips,
     RemoveVips,
     SendAdvert,
     StateChanged,
 )
+from vrrp_agent.core.faults import VIPS_FAULT
 from vrrp_agent.core.router_states import (
     MASTER_GONE,
     PREEMPTING,
@@ -39,11 +41,13 @@ from vrrp_agent.core.timers import (
     GARP_REFRESH,
     MASTER_DOWN,
     PREEMPT,
+    VIP_RETRY,
     interval_from_wire,
     interval_on_wire,
     master_down_interval,
     skew_time,
 )
+from vrrp_agent.core.vip_retry import VipRetry
 from vrrp_agent.wire import AUTH_NONE, Advertisement
 from vrrp_agent.wire.addresses import IPAddr
 
@@ -147,6 +151,8 @@ class Router:
         # How late the timer being handled fired (a frozen or starved process).
         self.timer_lateness = 0.0
         self.stats = Stats()
+        # Failed VIP adds since the last success: the retry schedule.
+        self.vip_retry = VipRetry()
         # One object per state, kept for the router's lifetime: a state's
         # memory (who resigned, when a weaker master was heard) survives
         # leaving it, as it did when that memory lived on the router.
@@ -256,6 +262,43 @@ class Router:
             return self.handler.fault(self.fault_summary, now)
         return self.handler.fault_cleared(f"fault cleared ({key})", now)
 
+    def vips_result(self, error: str, now: float) -> list[Action]:
+        """The I/O layer carried out an AddVips or ProbeVips: `error` is empty
+        on success, else what failed. A master retries (see `vip_retry`) and
+        goes to FAULT past the bound; in FAULT a successful probe clears it."""
+        retrying = self.vip_retry.failing_since is not None
+        if not error:
+            self.vip_retry.reset()
+            self.cancel_timer(VIP_RETRY)
+            if VIPS_FAULT in self.faults:
+                return self.set_fault(VIPS_FAULT, None, now)
+            if retrying and self.state is State.MASTER:
+                # The first announcements went out for addresses we did not have.
+                return [Announce(self.params.garp_master_repeat)]
+            return []
+        cap = self.params.advert_int
+        if self.state is State.MASTER:
+            at = self.vip_retry.failed(now, self.master_down, cap)
+            if at is not None:
+                self.set_timer(VIP_RETRY, at)
+                return []
+            tries = self.vip_retry.attempts
+            why = f"virtual addresses not added after {tries} attempts: {error}"
+            actions = self.set_fault(VIPS_FAULT, why, now)
+            # After the transition: entering FAULT clears the timers.
+            self.set_timer(VIP_RETRY, self.vip_retry.next_probe(now, cap))
+            return actions
+        if VIPS_FAULT in self.faults:
+            self.set_timer(VIP_RETRY, self.vip_retry.next_probe(now, cap))
+        return []
+
+    def vips_lost(self, now: float) -> list[Action]:
+        """A device our VIPs live on changed (gone, or back under a new index):
+        a master adds them again, and the outcome follows `vips_result`."""
+        if self.state is State.MASTER:
+            return [AddVips()]
+        return []
+
     def take_over(self, now: float) -> list[Action]:
         """The agent grants a gated backup's `want`."""
         return self.handler.take_over(now)
@@ -279,6 +322,9 @@ class Router:
         self.state = new
         self.last_reason = reason
         self.want = None
+        if new is State.MASTER:
+            # A new term as master: a fresh retry budget for its VIP adds.
+            self.vip_retry.reset()
         if old is not new:
             actions.append(StateChanged(old, new, reason))
         return actions + self.handler.enter(now)
@@ -357,8 +403,17 @@ class Router:
             GARP_DELAY: h.garp,
             GARP_REFRESH: h.garp_refresh,
         }
+        if name == VIP_RETRY:
+            return self._vip_retry_due()
         event = events.get(name)
         return event(now) if event is not None else []
+
+    def _vip_retry_due(self) -> list[Action]:
+        if self.state is State.MASTER:
+            return [AddVips()]
+        if VIPS_FAULT in self.faults:
+            return [ProbeVips()]
+        return []
 
     def _reject_reason(self, adv: Advertisement, src: IPAddr) -> str | None:
         p = self.params

@@ -12,6 +12,7 @@ ADVER = "adver"
 PREEMPT = "preempt"
 GARP_DELAY = "garp_delay"
 GARP_REFRESH = "garp_refresh"
+VIP_RETRY = "vip_retry"
 
 
 def skew_time(version: int, priority: int, master_adver_interval: float) -> float:

@@ -9,6 +9,7 @@ addresses.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from vrrp_agent.core import (
     Action,
     AddVips,
     Announce,
+    ProbeVips,
     RemoveVips,
     Router,
     RouterParams,
@@ -42,9 +44,11 @@ class StartupError(Exception):
 
 @dataclass(frozen=True)
 class Vip:
-    """One address an instance configures while master, on the link it lives on."""
+    """One address an instance configures while master, on the device it
+    lives on. The device is kept by name, never by index: a device deleted
+    and created again has a new index, and the VIP belongs on the new one."""
 
-    link: Link
+    dev: str
     interface: IPv4Interface | IPv6Interface
     label: str | None
     advertised: bool
@@ -100,20 +104,23 @@ class InstancePort:
             (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
         )
         self._announcing: asyncio.Task[None] | None = None
+        # The last failure logged per VIP, so a retried failure logs once.
+        self._logged: dict[IPAddr, str] = {}
 
     def _read_links(self) -> None:
         """What the kernel says now about our interfaces: index, MAC, source address."""
         inst = self.inst
         self.link = _link(inst, inst.interface)
+        # A VIP's other device may be missing: the add fails, is retried, and
+        # faults the instance past a bound (core.vip_retry), not the start.
         self.vips = [
-            Vip(_link(inst, v.dev or inst.interface), v.address, v.label, True)
-            for v in inst.virtual_ipaddress
+            Vip(v.dev or inst.interface, v.address, v.label, True) for v in inst.virtual_ipaddress
         ] + [
-            Vip(_link(inst, v.dev or inst.interface), v.address, v.label, False)
+            Vip(v.dev or inst.interface, v.address, v.label, False)
             for v in inst.virtual_ipaddress_excluded
         ]
         self.local_ip = self._local_ip()
-        self.announcers = {v.link.name: Announcer(v.link) for v in self.vips}
+        self.announcers: dict[str, Announcer] = {}
 
     def rebind(self, sock: VrrpSocket) -> None:
         """The interface was deleted and created again (a new index, maybe a new
@@ -152,18 +159,24 @@ class InstancePort:
 
     # ------------------------------------------------------------------ actions
 
-    def execute(self, actions: list[Action]) -> None:
+    def execute(self, actions: list[Action]) -> dict[str, str] | None:
+        """Carry out `actions`; after an AddVips or ProbeVips, the VIPs that
+        could not be added (address -> why) for `Node.vips_result`, else None."""
+        result: dict[str, str] | None = None
         for action in actions:
             if isinstance(action, SendAdvert):
                 self._send(action)
             elif isinstance(action, AddVips):
-                self._add_vips()
+                result = self._set_vips(True, "")
+            elif isinstance(action, ProbeVips):
+                result = self._probe_vips()
             elif isinstance(action, RemoveVips):
                 self._remove_vips(action.reason)
             elif isinstance(action, Announce):
                 self._announce(action.count)
             elif isinstance(action, StateChanged):
                 self._log_transition(action)
+        return result
 
     def _send(self, action: SendAdvert) -> None:
         pseudo = self.inst.v3_checksum_pseudo_header
@@ -181,28 +194,45 @@ class InstancePort:
         """RFC 9568 Accept_Mode off, and not the address owner."""
         return not self.inst.accept and self.inst.priority != 255
 
-    def _add_vips(self) -> None:
-        self._set_vips(True, "")
-
     def _remove_vips(self, reason: str) -> None:
         if self._announcing is not None:
             self._announcing.cancel()
             self._announcing = None
         self._set_vips(False, reason)
 
-    def _set_vips(self, present: bool, reason: str) -> None:
-        """Add or remove every VIP; one failing address never stops the others."""
-        verb = "adding" if present else "removing"
-        changed = []
+    def _probe_vips(self) -> dict[str, str]:
+        """Whether every VIP's device exists now (an add would find it)."""
+        errors = {}
         for v in self.vips:
             try:
-                if present:
-                    done = self.rtnl.add_address(v.link.index, v.interface, v.label)
-                else:
-                    done = self.rtnl.del_address(v.link.index, v.interface)
+                _ifindex(v.dev)
             except OSError as err:
-                log.error("(%s) %s %s failed: %s", self.inst.name, verb, v.interface, err)
+                errors[str(v.interface)] = _why(err, v.dev)
+        return errors
+
+    def _set_vips(self, present: bool, reason: str) -> dict[str, str]:
+        """Add or remove every VIP; one failing address never stops the others.
+        Returns the addresses that failed, and why."""
+        verb = "adding" if present else "removing"
+        changed = []
+        errors: dict[str, str] = {}
+        for v in self.vips:
+            try:
+                index = _ifindex(v.dev)
+                if present:
+                    done = self.rtnl.add_address(index, v.interface, v.label)
+                else:
+                    done = self.rtnl.del_address(index, v.interface)
+            except OSError as err:
+                if not present and err.errno in (errno.ENODEV, errno.ENXIO):
+                    continue  # the device is gone, and the address with it
+                errors[str(v.interface)] = why = _why(err, v.dev)
+                if self._logged.get(v.ip) != why:
+                    # Once per condition: retries of the same failure stay quiet.
+                    log.error("(%s) %s %s failed: %s", self.inst.name, verb, v.interface, why)
+                    self._logged[v.ip] = why
                 continue
+            self._logged.pop(v.ip, None)
             if done:
                 changed.append(str(v.interface))
         if self.filtered:
@@ -220,6 +250,7 @@ class InstancePort:
             log.info(
                 "(%s) %s virtual addresses %s%s", self.inst.name, what, ", ".join(changed), why
             )
+        return errors
 
     def _announce(self, count: int) -> None:
         if self._announcing is not None:
@@ -232,9 +263,20 @@ class InstancePort:
                 await asyncio.sleep(self.garp_interval)
             for v in self.vips:
                 try:
-                    self.announcers[v.link.name].announce(v.ip)
+                    self._announcer(v.dev).announce(v.ip)
                 except OSError as err:
                     log.warning("(%s) announcing %s failed: %s", self.inst.name, v.ip, err)
+
+    def _announcer(self, dev: str) -> Announcer:
+        """The announcer of the device as it is now: one made for an earlier
+        incarnation of the device (another index) is replaced."""
+        current = link(dev)
+        have = self.announcers.get(dev)
+        if have is None or have.link != current:
+            if have is not None:
+                have.close()
+            have = self.announcers[dev] = Announcer(current)
+        return have
 
     def _log_transition(self, action: StateChanged) -> None:
         log.info("(%s) Entering %s STATE (%s)", self.inst.name, action.new, action.reason)
@@ -253,6 +295,25 @@ def _link(inst: Instance, name: str) -> Link:
         raise StartupError(
             f"vrrp_instances.{inst.name}: interface {name} not found on this host ({err})"
         ) from None
+
+
+def _ifindex(dev: str) -> int:
+    """The device's index now; OSError(ENODEV) when there is none (Python's
+    if_nametoindex raises an OSError without an errno)."""
+    try:
+        return socket.if_nametoindex(dev)
+    except OSError as err:
+        if err.errno is None:
+            raise OSError(errno.ENODEV, "No such device") from None
+        raise
+
+
+def _why(err: OSError, dev: str) -> str:
+    """One line for status and the log: the errno's name, what it means, the device."""
+    name = errno.errorcode.get(err.errno or 0, "error")
+    if err.errno in (errno.ENODEV, errno.ENXIO):
+        return f"{name} no such device {dev}"
+    return f"{name} {err.strerror or err} (device {dev})"
 
 
 def family_of(inst: Instance) -> int:

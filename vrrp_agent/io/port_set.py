@@ -76,7 +76,7 @@ class PortSet:
 
     def held_vips(self, names: Iterable[str]) -> dict[IPAddr, str]:
         """VIP -> the interface it is on, for the instances `names`."""
-        return {v.ip: v.link.name for n in names for v in self.ports[n].vips}
+        return {v.ip: v.dev for n in names for v in self.ports[n].vips}
 
     def rebind_all(self) -> None:
         for (ifname, family), sock in list(self.sockets.items()):

@@ -22,6 +22,7 @@ from vrrp_agent.core.node import (
     ProgramLvs,
     TrackingInputs,
     UseConfig,
+    watched_links,
 )
 from vrrp_agent.core.timers import master_down_interval
 from vrrp_agent.core.tracking import FileReading, LinkState, ScriptState
@@ -307,3 +308,24 @@ def test_a_batch_of_packets_is_settled_once_with_the_same_outcome_as_one_by_one(
         assert [a for a in out if isinstance(a, ProgramLvs)] == [ProgramLvs(frozenset())]
     assert outcomes[0] == outcomes[1]
     assert outcomes[1] == ({"A": State.BACKUP, "B": State.BACKUP}, set(), 2)
+
+
+# ------------------------------------------------------- VIPs on other devices
+
+
+def test_a_failed_add_shows_per_vip_and_a_vip_device_change_re_adds() -> None:
+    cfg = config({"VI_1": inst(51, virtual_ipaddress=["192.0.2.51/24 dev eth1"])})
+    node, _ = started(cfg)
+    assert "eth1" in watched_links(cfg)
+    to_master(node)
+    node.vips_result("VI_1", {}, 10.0)
+    st = node.status(10.0)["instances"]["VI_1"]  # type: ignore[index]
+    assert st["holds_vips"] and st["vips"] == {"192.0.2.51/24": "present"}
+    # eth1 goes: the master tries again, the add fails, status says so.
+    out = node.links_changed({"eth0": LinkState.UP, "eth1": LinkState.GONE}, 10.5)
+    assert AddVips() in router_actions(out, "VI_1")
+    node.vips_result("VI_1", {"192.0.2.51/24": "ENODEV no such device eth1"}, 10.5)
+    st = node.status(10.5)["instances"]["VI_1"]  # type: ignore[index]
+    assert not st["holds_vips"]
+    assert st["vips"] == {"192.0.2.51/24": "configured, not present: ENODEV no such device eth1"}
+    assert st["state"] == "MASTER" and "vip_retry" in st["timers"]
