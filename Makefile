@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: all test deps lab-deps image venv lint unit unit-default unit-pythons ansible netns molecule demo demo-down clean \
-	bench bench-deps bench-venv bench-failover bench-lvs bench-link-down
+	bench bench-deps bench-venv bench-failover bench-lvs bench-link-down bench-starvation
 
 all: test
 
@@ -97,8 +97,8 @@ demo-down:
 	$(PYTHON) lab/demo.py down
 
 # Benchmarks: timing lives here, never in `make test`. Run as root on an
-# otherwise idle machine; results go to bench/results/ (~16 min in all).
-bench: bench-failover bench-link-down bench-lvs
+# otherwise idle machine; results go to bench/results/ (~27 min in all).
+bench: bench-failover bench-link-down bench-lvs bench-starvation
 
 # The agent and matplotlib (for the failover timeline), not the test tools:
 # the benchmarks need no more, and a clean machine is ready sooner.
@@ -119,6 +119,15 @@ BENCH_LINK_ARGS ?=
 bench-link-down: bench-venv
 	@[ "$$(id -u)" -eq 0 ] || { echo "make bench-link-down needs root (network namespaces, raw sockets)" >&2; exit 1; }
 	$(BIN)/python -m bench.link_down $(BENCH_LINK_ARGS)
+
+# Spurious transitions under CPU starvation (two busy loops per core, 255
+# instances at advert_int 0.1), ours at the unit's SCHED_RR against keepalived
+# as shipped, 5 min each (~11 min). A quick look without touching the results:
+# BENCH_STARVATION_ARGS='--duration 20 --out-dir /tmp/s'.
+BENCH_STARVATION_ARGS ?=
+bench-starvation: bench-venv
+	@[ "$$(id -u)" -eq 0 ] || { echo "make bench-starvation needs root (network namespaces, raw sockets)" >&2; exit 1; }
+	$(BIN)/python -m bench.starvation $(BENCH_STARVATION_ARGS)
 
 # The tests' tools plus wrk and nginx (the benchmark runs its own nginx per
 # namespace; the system service the package sets up stays off).

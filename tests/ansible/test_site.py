@@ -296,3 +296,20 @@ def test_agent_preflight_names_the_problem(case: str, tmp_path: Path) -> None:
         assert r.returncode != 0
         [line] = [x for x in r.stdout.splitlines() if x.startswith("fatal: [lb1]")]
         assert message in line and "(host lb1)" in line, line
+
+
+def test_diff_does_not_print_the_auth_pass(tmp_path: Path) -> None:
+    """`ansible-playbook --diff` shows what a template changes; the agent's
+    configuration carries the VRRPv2 password, which must not be shown (nor
+    logged by the task), while the file itself still gets it."""
+    secret = "s3cr3tpw"
+    inv = example("master_backup")
+    inv["all"]["vars"].update(vrrp_version=2, vrrp_auth_pass=secret)
+    r = play("tests/ansible/render.yml", inv, tmp_path, "--diff", "-vvv",
+             "-e", f"render_dir={tmp_path / 'out'}", "-e", f"agent_venv={BIN.parent}")  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    out = r.stdout + r.stderr
+    assert secret not in out, [line for line in out.splitlines() if secret in line][:5]
+    rendered = yaml.safe_load((tmp_path / "out" / "lb1" / "agent.yml").read_text())
+    auth = rendered["vrrp_instances"]["VI_1"]["authentication"]
+    assert auth == {"auth_type": "PASS", "auth_pass": secret}

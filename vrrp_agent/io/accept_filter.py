@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 from ipaddress import IPv4Address, IPv6Address
 
+from vrrp_agent.io.tool import run_tool
 from vrrp_agent.wire.addresses import IPAddr
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,7 @@ class AcceptFilter:
         self._installed = False
 
     def _run(self, script: str) -> None:
-        proc = subprocess.run(
-            [self.nft, "-f", "-"], input=script, text=True, capture_output=True, check=False
-        )
-        if proc.returncode != 0:
-            raise OSError(f"nft failed ({proc.returncode}): {proc.stderr.strip()}")
+        run_tool([self.nft, "-f", "-"], script)
 
     def _apply(self) -> None:
         v4 = sorted(str(a) for a in self.blocked if isinstance(a, IPv4Address))

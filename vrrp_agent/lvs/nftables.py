@@ -53,7 +53,6 @@ import math
 import shutil
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from ipaddress import ip_address
 from typing import Any
 
 from vrrp_agent.config.model import VirtualServer
+from vrrp_agent.io.tool import run_tool
 from vrrp_agent.lvs.plan import Backend, ServicePlan
 from vrrp_agent.wire.addresses import IPAddr
 
@@ -619,10 +619,7 @@ class NftablesPlane:
         self.unresolved: frozenset[tuple[str, IPAddr]] = frozenset()
 
     def _run(self, args: list[str], stdin: str | None = None) -> str:
-        proc = subprocess.run(args, input=stdin, text=True, capture_output=True, check=False)
-        if proc.returncode != 0:
-            raise OSError(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
-        return proc.stdout
+        return run_tool(args, stdin)
 
     def _nft_json(self, *args: str) -> dict[str, Any]:
         out = self._run([self.nft, "-j", *args])
