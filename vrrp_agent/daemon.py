@@ -132,7 +132,9 @@ class Agent:
 
     def _inputs(self, cfg: Config) -> core.TrackingInputs:
         """What `cfg`'s instances track, as last polled; read now what was not."""
-        links = {n: self.node.links.get(n) or read_link(n) for n in core.watched_links(cfg)}
+        links = {
+            n: s for n in core.watched_links(cfg) if (s := self.node.links.get(n) or read_link(n))
+        }
         files = self.files.read(core.watched_files(cfg))
         return core.TrackingInputs(self.scripts.states(), links, self.ports.unbound(), files)
 
@@ -213,7 +215,8 @@ class Agent:
         """Interfaces by ioctl, a vanished one's socket rebound once it is back
         under a new index, and track files."""
         now = self.loop.time()
-        links = {n: read_link(n) for n in core.watched_links(self.cfg)}
+        # A link the host cannot read now (descriptors short) is left out: no news.
+        links = {n: s for n in core.watched_links(self.cfg) if (s := read_link(n)) is not None}
         self.ports.rebind_all()
         self._run(self.node.links_changed(links, now, self.ports.unbound()))
         changed = self.files.poll(core.watched_files(self.cfg))

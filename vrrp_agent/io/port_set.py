@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 
 from vrrp_agent.config import Config
 from vrrp_agent.io.accept_filter import AcceptFilter
-from vrrp_agent.io.host_reads import ifindex_now
+from vrrp_agent.io.host_reads import CannotLook, ifindex_now
 from vrrp_agent.io.instance_port import InstancePort, StartupError, family_of
 from vrrp_agent.io.netlink import Rtnl
 from vrrp_agent.io.vrrp_socket import VrrpSocket
@@ -72,7 +72,7 @@ class PortSet:
 
     def unbound(self) -> frozenset[str]:
         """Interfaces gone, or present under another index than our socket's."""
-        return frozenset(n for (n, _), s in self.sockets.items() if ifindex_now(n) != s.ifindex)
+        return frozenset(n for (n, _), s in self.sockets.items() if not _same_index(n, s.ifindex))
 
     def held_vips(self, names: Iterable[str]) -> dict[IPAddr, str]:
         """VIP -> the interface it is on, for the instances `names`."""
@@ -85,7 +85,10 @@ class PortSet:
     def _rebind(self, ifname: str, family: int, sock: VrrpSocket) -> None:
         """An interface back under a new index gets a fresh socket, and its
         instances use it; until then (address not there yet) try next time."""
-        index = ifindex_now(ifname)
+        try:
+            index = ifindex_now(ifname)
+        except CannotLook:
+            return  # said once by ifindex_now; try again next poll
         if index is None or index == sock.ifindex:
             return
         try:
@@ -127,3 +130,12 @@ class PortSet:
         except OSError as err:
             log.error("removing the accept-mode filter failed: %s", err)
         self.rtnl.close()
+
+
+def _same_index(ifname: str, index: int) -> bool:
+    """True also when the host cannot say now: a failed look is no news, not
+    an interface gone (which would fault every instance on it)."""
+    try:
+        return ifindex_now(ifname) == index
+    except CannotLook:
+        return True
