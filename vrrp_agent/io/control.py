@@ -16,12 +16,18 @@ import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from vrrp_agent.io.log_limit import LogLimiter
+
 if TYPE_CHECKING:
     from vrrp_agent.config import Config
 
 log = logging.getLogger("vrrp_agent")
 
 COMMANDS = ("status",)
+MAX_CLIENTS = 16  # `status` from a few terminals and a monitoring poller
+MAX_LINE = 64 * 1024  # asyncio's default stream limit: a command is one short word
+IO_TIMEOUT = 5.0  # to send the request, and to take the answer
+_limited = LogLimiter(log)
 
 
 class ControlSocketError(OSError):
@@ -33,26 +39,46 @@ async def serve(path: str, status: Callable[[], dict[str, object]]) -> asyncio.A
     _refuse_non_socket(path)
     remove(path)  # a stale socket from a crashed run
 
+    clients = 0
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal clients
+        if clients >= MAX_CLIENTS:
+            # Each connection is a descriptor; a flood of them must not use up
+            # the ones the agent needs for its VRRP work.
+            _limited.warning("busy", "control socket: %d clients already; refusing", clients)
+            writer.close()
+            return
+        clients += 1
         try:
-            line = await asyncio.wait_for(reader.readline(), timeout=5)
-            cmd = line.decode(errors="replace").strip() or "status"
-            if cmd == "status":
-                answer: dict[str, object] = status()
-            else:
-                answer = {"error": f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}"}
+            answer = await _answer(reader, status)
             writer.write(json.dumps(answer).encode() + b"\n")
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), timeout=IO_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError):  # asyncio's: not the builtin before 3.11
             pass
         finally:
+            clients -= 1
             writer.close()
 
     old_umask = os.umask(0o177)
     try:
-        return await asyncio.start_unix_server(handle, path)
+        return await asyncio.start_unix_server(handle, path, limit=MAX_LINE)
     finally:
         os.umask(old_umask)
+
+
+async def _answer(
+    reader: asyncio.StreamReader, status: Callable[[], dict[str, object]]
+) -> dict[str, object]:
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout=IO_TIMEOUT)
+    except ValueError:  # asyncio: the line is over the reader's limit
+        _limited.warning("long", "control socket: a request line over %d bytes; refused", MAX_LINE)
+        return {"error": f"request line longer than {MAX_LINE} bytes"}
+    cmd = line.decode(errors="replace").strip() or "status"
+    if cmd == "status":
+        return status()
+    return {"error": f"unknown command {cmd[:64]!r}; known: {', '.join(COMMANDS)}"}
 
 
 async def move(
