@@ -88,23 +88,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     # The configuration is checked completely before anything touches the network.
     cfg = _load_or_exit(args.config)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=args.log_level,
-        format="%(asctime)s.%(msecs)03d %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
     import asyncio
 
     from vrrp_agent import daemon
+    from vrrp_agent.io import log_sink
+
+    # Never a blocking write to stderr: a stalled log reader must not stop adverts.
+    sink = log_sink.install(
+        args.log_level, "%(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%H:%M:%S"
+    )
+
+    async def main() -> int:
+        sink.attach(asyncio.get_running_loop())
+        try:
+            return await daemon.run(cfg)
+        finally:
+            sink.detach()
 
     try:
-        return asyncio.run(daemon.run(cfg))
+        return asyncio.run(main())
     except PermissionError as err:
         logging.getLogger("vrrp_agent").error(
             "%s: vrrp-agent needs CAP_NET_RAW and CAP_NET_ADMIN", err
         )
         return 1
+    finally:
+        sink.drain(timeout=1.0)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

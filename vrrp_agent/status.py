@@ -13,6 +13,7 @@ from typing import Protocol
 from vrrp_agent import __version__
 from vrrp_agent.config import Config
 from vrrp_agent.core.node import Node
+from vrrp_agent.io import log_sink
 
 
 class _Part(Protocol):
@@ -50,4 +51,6 @@ def agent_status(
         "virtual_servers": lvs.status() if lvs is not None else [],
         # Packets that could not be attributed to an instance.
         "rx_dropped": own["rx_dropped"],
+        # Log lines dropped because the reader of stderr did not keep up.
+        "logging": log_sink.stats(),
     }
