@@ -10,6 +10,7 @@ process start-up, scheduling and polling `ip addr` / `status`.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import time
@@ -210,3 +211,31 @@ def test_reload_keeps_an_unchanged_scripts_state(lab: Lab, flags: Path) -> None:
     assert "vrrp_script chk_file" not in "".join(
         line for line in a1.log().splitlines() if "ERROR" in line
     )
+
+
+def test_what_a_check_leaves_running_is_killed_when_it_exits(lab: Lab) -> None:
+    """`sleep N & exit 0` every 0.2 s: before, every run left its sleep behind
+    (17 alive after 3 s, and they outlive the agent)."""
+    marker = f"100000.{random.randrange(10**6, 10**7)}"  # this test's sleeps only
+    config = {
+        "global_defs": {"script_user": SCRIPT_USER},
+        "vrrp_scripts": {
+            "chk_fork": {"script": f"/bin/sh -c 'sleep {marker} & exit 0'", "interval": 0.2}
+        },
+        "vrrp_instances": {"VI_1": vrrp_instance(150, VIP, ADVERT_INT, track_script=["chk_fork"])},
+    }
+    agent = lab.agent("n1", config)
+
+    def alive() -> int:
+        out = subprocess.run(["pgrep", "-c", "-f", f"sleep {marker}"], capture_output=True)
+        return int(out.stdout or 0)
+
+    seen = []
+    for _ in range(15):
+        time.sleep(0.2)
+        seen.append(alive())
+    assert agent.status()["vrrp_scripts"]["chk_fork"]["state"] == "UP"
+    # At most the sleep of a run that has not been reaped yet.
+    assert max(seen) <= 1, seen
+    assert agent.stop() == 0
+    assert alive() == 0

@@ -132,6 +132,19 @@ def kill_group(proc: asyncio.subprocess.Process) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def kill_leftovers(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL what a finished check left in its process group.
+
+    `sleep 100000 & exit 0` as a check, once a second, left a hundred orphans
+    alive after the agent stopped. A check's work ends when it exits: what it
+    started in its group is killed then. The group id stays reserved while
+    a member lives, so it cannot name anyone else's processes. A child that
+    made a session of its own escapes this; under systemd, KillMode=mixed
+    still ends it with the agent's cgroup at stop."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 class ScriptRunner:
     """Runs one vrrp_script every interval and keeps its fall/rise state; reports UP/DOWN changes
     through a callback."""
@@ -252,6 +265,7 @@ class ScriptRunner:
             # A hanging check is a failing check, not a configuration error.
             detail = f"timed out after {self.timeout:g}s, killed"
             return RunResult(False, None, detail, report=logging.WARNING)
+        kill_leftovers(proc)
         if rc < 0:
             return RunResult(False, rc, f"killed by {signame(-rc)}")
         return RunResult(rc == 0, rc, f"exit {rc}")

@@ -55,6 +55,7 @@ from vrrp_agent.io.scripts import (
     REAP_GRACE,
     Credentials,
     kill_group,
+    kill_leftovers,
     resolve_user,
     signame,
     spawn,
@@ -450,6 +451,7 @@ class RealServerChecker:
             return Outcome(False, f"timed out after {timeout:g}s, killed")
         # (Cancelled by stop(): _proc stays set, so that wait_closed reaps it.)
         self._proc = None
+        kill_leftovers(proc)
         if rc < 0:
             return Outcome(False, f"killed by {signame(-rc)}")
         return Outcome(rc == 0, f"exit {rc}")
