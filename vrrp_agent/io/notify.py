@@ -10,7 +10,9 @@ Every state transition of an instance (or sync group) is one event:
 
 keepalived forks every hook at once and lets them race, so a quick
 MASTER -> BACKUP -> MASTER flap can end with notify_backup's effect; one queue
-makes the last transition's hooks the last ones run. The protocol loop only
+makes the last transition's hooks the last ones run. At most four transitions
+of one source wait; older ones are dropped unrun (see Notifier._bound), so a
+storm behind a hung hook cannot queue hours of hooks. The protocol loop only
 appends to the queue and never waits for a hook: a slow hook delays the hooks
 behind it, never a failover. The hooks run like vrrp_scripts (shared helpers
 in io/scripts.py): no shell, as `script_user`, in a session of their own so a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -32,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from vrrp_agent.config.model import Instance, SyncGroup
+from vrrp_agent.io.log_limit import LogLimiter
 from vrrp_agent.io.scripts import (
     REAP_GRACE,
     Credentials,
@@ -52,6 +56,8 @@ SLOW_AFTER = 10.0
 HOOK_TIMEOUT = 30.0
 # Outcomes kept for `status`: enough to see the last flap's hooks.
 RECENT = 10
+# Transitions of one instance (or group) that may wait for their hooks.
+WAITING_PER_SOURCE = 4
 # What the agent gives the hooks still queued at shutdown (notify_stop among
 # them) before it exits anyway: keepalived gives its stop hooks 1 s; 5 s lets
 # a stop hook do real work and stays far inside systemd's stop timeout.
@@ -80,6 +86,7 @@ class Job:
     name: str
     state: str
     user: str  # script_user, "USER [GROUP]"
+    transition: int = 0  # which event queued it: a state's hook and `notify` share one
 
     @property
     def label(self) -> str:
@@ -252,6 +259,9 @@ class Notifier:
         self._recent: deque[Outcome] = deque(maxlen=RECENT)
         self._closed = False
         self._told_not_root = False
+        self.coalesced = 0  # transitions whose hooks were superseded before they ran
+        self._transitions = 0
+        self._limited = LogLimiter(log)
 
     # ------------------------------------------------------------------ events
 
@@ -274,18 +284,44 @@ class Notifier:
         if self.fifo is not None:
             self.fifo.write(fifo_line(kind, source.name, state, priority))
         section = "vrrp_instances" if kind == "INSTANCE" else "vrrp_sync_groups"
+        self._transitions += 1
         jobs = [
-            job
+            dataclasses.replace(job, transition=self._transitions)
             for job in jobs_for(source, kind, state, priority, self.script_user)
             if f"{section}.{job.name}.{job.hook}" not in self.disabled
         ]
         if not jobs:
             return
         self._queue.extend(jobs)
+        self._bound(kind, source.name)
         if self._worker is None or self._worker.done():
             use_pidfd_child_watcher()
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="notify hooks")
             self._worker.add_done_callback(self._worker_done)
+
+    def _bound(self, kind: str, name: str) -> None:
+        """At most WAITING_PER_SOURCE transitions of one instance (or group)
+        wait; beyond that the oldest waiting ones are dropped, their states
+        being history. A short flap keeps all its hooks, in order; a storm
+        behind a hung hook keeps only its last transitions, so the queue is
+        bounded by the configuration and the final state's hooks run within
+        one hook timeout, not hours later. The fifo got every line."""
+        # A transition whose first hook has started runs to its end: its state's
+        # hook and `notify` stay consistent with each other.
+        started = self._running.transition if self._running is not None else None
+        mine = [
+            j for j in self._queue if (j.kind, j.name) == (kind, name) and j.transition != started
+        ]
+        states = list(dict.fromkeys(j.transition for j in mine))
+        stale = set(states[:-WAITING_PER_SOURCE])
+        if not stale:
+            return
+        self._queue = deque(j for j in self._queue if j.transition not in stale)
+        self.coalesced += len(stale)
+        self._limited.warning(
+            f"{kind}:{name}", "notify: %s %s: %d transition(s) behind, their hooks superseded by"
+            " the latest states", kind, name, len(stale),
+        )  # fmt: skip
 
     def reconfigure(self, script_user: str, fifo: str | None) -> None:
         """On reload. Hooks already queued keep the user they were queued with."""
@@ -428,6 +464,7 @@ class Notifier:
             }
         return {
             "queued": len(self._queue),
+            "coalesced": self.coalesced,
             "running": running,
             "recent": [o.as_dict() for o in self._recent],
             "fifo": self.fifo.status() if self.fifo is not None else None,

@@ -567,3 +567,38 @@ def test_reconfigure_moves_to_a_new_fifo(tmp_path: Path) -> None:
             os.close(reader)
 
     assert run(go()) == 'INSTANCE "VI_1" MASTER 100\n'
+
+
+def test_a_storm_behind_a_hung_hook_keeps_only_the_latest_transitions(tmp_path: Path) -> None:
+    """Before: 1000 transitions behind a hung hook queued 2000 hooks, each to
+    run in turn (up to 30 s apiece). Now at most 4 transitions per instance
+    wait; the last hooks run name the final state, in transition order."""
+    log = tmp_path / "hooks.log"
+    gate = tmp_path / "hang"
+    gate.touch()
+    # notify_master hangs while the gate file exists; everything logs its args.
+    i = inst(
+        log, notify_master=hook(log, "master", before=f"while [ -e {gate} ]; do sleep 0.05; done;")
+    )
+
+    async def go() -> tuple[dict, dict, float]:
+        n = Notifier("root", None)
+        n.instance_changed(i, "MASTER", 100)
+        await asyncio.sleep(0.3)  # the master hook is running, and hangs
+        for k in range(1000):
+            n.instance_changed(i, "BACKUP" if k % 2 == 0 else "MASTER", 90 + k % 2)
+        during = n.status()
+        gate.unlink()
+        t0 = time.monotonic()
+        await n.drain(10)
+        return during, n.status(), time.monotonic() - t0
+
+    during, after, took = run(go())
+    # The running transition's `notify`, then 4 transitions of a hook and `notify` each.
+    assert during["queued"] <= 1 + 8
+    assert during["coalesced"] == 996
+    assert took < 5
+    assert lines(log)[-2:] == ["master", "notify INSTANCE VI_1 MASTER 91"]
+    states = [ln.split()[3] for ln in lines(log) if ln.startswith("notify ")]
+    assert states == ["MASTER", "BACKUP", "MASTER", "BACKUP", "MASTER"]
+    assert after["queued"] == 0
