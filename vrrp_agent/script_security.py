@@ -27,7 +27,10 @@ groups; `virtual_servers[i].real_servers[j].MISC_CHECK.misc_path`):
   checks the script it execs and its `#!` line; naming the interpreter's
   script argument is our addition, since `sh FILE` trusts FILE as much;
 - the user it runs as (`vrrp_scripts.NAME.user`, else `global_defs.script_user`,
-  "USER [GROUP]") and that group exist.
+  "USER [GROUP]") and that group exist. The default script user
+  (`vrrp_script`) is keepalived's exception: where it does not exist, scripts
+  run as root and this is a warning, not an error (every check above already
+  demands root-owned, safe files, as keepalived does for root's scripts).
 
 One point stricter than keepalived: keepalived walks the path only when the
 script would run as root; we walk it for every script, because whoever can
@@ -88,6 +91,8 @@ class Problem:
     message: str
     # A permission finding: enforced by enable_script_security, else a warning.
     insecure: bool = False
+    # Only told, never refused (the default script user's root fallback).
+    warning: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,11 @@ class Report:
 
     @property
     def errors(self) -> list[Problem]:
-        return [p for p in self.problems if self.enforced or not p.insecure]
+        return [p for p in self.problems if not p.warning and (self.enforced or not p.insecure)]
 
     @property
     def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not self.enforced and p.insecure]
+        return [p for p in self.problems if p.warning or (not self.enforced and p.insecure)]
 
     @property
     def disabled(self) -> frozenset[str]:
@@ -162,6 +167,18 @@ def check(cfg: Config, path_env: str | None = None) -> Report:
         problems += command_problems(cmd.keypath, cmd.command, path_env)
         users.setdefault((cmd.user_keypath, cmd.user), []).append(cmd.keypath)
     for (user_keypath, spec), used_by in users.items():
+        # Imported here: io.scripts is the runner's, and validate reads the same rule.
+        from vrrp_agent.io.scripts import DEFAULT_SCRIPT_USER, effective_user
+
+        if effective_user(spec)[1]:
+            why = (
+                f"default user {DEFAULT_SCRIPT_USER!r} does not exist on this host:"
+                " scripts run as root, as keepalived does"
+            )
+            problems.append(
+                Problem(user_keypath, f"{why} (needed by {_some(used_by)})", warning=True)
+            )
+            continue
         why = user_problem(spec)
         if why is not None:
             problems.append(Problem(user_keypath, f"{why} (needed by {_some(used_by)})"))

@@ -361,3 +361,43 @@ def test_a_script_run_by_an_interpreter_with_an_insecure_shebang(base: Path) -> 
     # sh ignores the #! line, but the script is still the thing to trust; its
     # own #! is checked too, as a direct run would use it.
     assert len(bad_messages(f"/bin/sh {chk}")) == 1
+
+
+# ------------------------------------------------ the default script user
+
+
+def test_a_missing_default_script_user_falls_back_to_root(base: Path) -> None:
+    """keepalived's rule for its default user: that user if it exists, else root
+    with a warning. This host has no `vrrp_script` (only the role creates it)."""
+    import pwd
+
+    from vrrp_agent.io.scripts import effective_user, resolve_user
+
+    with pytest.raises(KeyError):
+        pwd.getpwnam("vrrp_script")
+    program(base / "ok" / "chk.sh")
+    cfg = config(base)
+    del cfg["global_defs"]["script_user"]
+    report = check(parse(yaml.safe_dump(cfg), "agent.yml"), path_env="/usr/bin:/bin")
+    assert report.lines("agent.yml", report.errors) == []
+    assert report.lines("agent.yml", report.warnings) == [
+        "agent.yml: global_defs.script_user: default user 'vrrp_script' does not exist on"
+        " this host: scripts run as root, as keepalived does (needed by vrrp_scripts.chk.script)"
+    ]
+    assert effective_user("vrrp_script") == ("root", True)
+    assert resolve_user("vrrp_script").uid == 0
+    # Named explicitly, a user that does not exist stays an error.
+    assert effective_user("nobody") == ("nobody", False)
+    with pytest.raises(LookupError):
+        resolve_user("vrrp_script nogroup_x")
+
+
+def test_validate_warns_about_a_missing_default_user_and_passes(
+    base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program(base / "ok" / "chk.sh")
+    cfg = config(base)
+    del cfg["global_defs"]["script_user"]
+    (base / "agent.yml").write_text(yaml.safe_dump(cfg))
+    assert cli.main(["validate", "-c", str(base / "agent.yml")]) == 0
+    assert "default user 'vrrp_script' does not exist" in capsys.readouterr().err
