@@ -19,8 +19,18 @@ groups; `virtual_servers[i].real_servers[j].MISC_CHECK.misc_path`):
   sticky bit (/tmp) only needs a root owner, since nobody else can replace
   root's files in it; a symlink needs a root owner (its target is walked);
 - the program is a regular, executable file;
+- the same walk, for what else decides what runs: the script an interpreter
+  is given (`/bin/sh /etc/chk.sh`: the first non-option argument of sh, bash,
+  python3, perl...; for `sh -c 'STRING'` the program of STRING), and the `#!`
+  interpreter of every script on the way (for `#!/usr/bin/env NAME` both env
+  and NAME as found in PATH), up to the kernel's four levels. keepalived
+  checks the script it execs and its `#!` line; naming the interpreter's
+  script argument is our addition, since `sh FILE` trusts FILE as much;
 - the user it runs as (`vrrp_scripts.NAME.user`, else `global_defs.script_user`,
-  "USER [GROUP]") and that group exist.
+  "USER [GROUP]") and that group exist. The default script user
+  (`vrrp_script`) is keepalived's exception: where it does not exist, scripts
+  run as root and this is a warning, not an error (every check above already
+  demands root-owned, safe files, as keepalived does for root's scripts).
 
 One point stricter than keepalived: keepalived walks the path only when the
 script would run as root; we walk it for every script, because whoever can
@@ -49,6 +59,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import shlex
 import stat
 from collections.abc import Iterator
@@ -80,6 +91,8 @@ class Problem:
     message: str
     # A permission finding: enforced by enable_script_security, else a warning.
     insecure: bool = False
+    # Only told, never refused (the default script user's root fallback).
+    warning: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,11 +104,11 @@ class Report:
 
     @property
     def errors(self) -> list[Problem]:
-        return [p for p in self.problems if self.enforced or not p.insecure]
+        return [p for p in self.problems if not p.warning and (self.enforced or not p.insecure)]
 
     @property
     def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not self.enforced and p.insecure]
+        return [p for p in self.problems if p.warning or (not self.enforced and p.insecure)]
 
     @property
     def disabled(self) -> frozenset[str]:
@@ -154,6 +167,18 @@ def check(cfg: Config, path_env: str | None = None) -> Report:
         problems += command_problems(cmd.keypath, cmd.command, path_env)
         users.setdefault((cmd.user_keypath, cmd.user), []).append(cmd.keypath)
     for (user_keypath, spec), used_by in users.items():
+        # Imported here: io.scripts is the runner's, and validate reads the same rule.
+        from vrrp_agent.io.scripts import DEFAULT_SCRIPT_USER, effective_user
+
+        if effective_user(spec)[1]:
+            why = (
+                f"default user {DEFAULT_SCRIPT_USER!r} does not exist on this host:"
+                " scripts run as root, as keepalived does"
+            )
+            problems.append(
+                Problem(user_keypath, f"{why} (needed by {_some(used_by)})", warning=True)
+            )
+            continue
         why = user_problem(spec)
         if why is not None:
             problems.append(Problem(user_keypath, f"{why} (needed by {_some(used_by)})"))
@@ -167,17 +192,96 @@ def command_problems(keypath: str, command: str, path_env: str) -> list[Problem]
         return [Problem(keypath, f"cannot parse the command line: {err}")]
     if not argv:
         return [Problem(keypath, "the command line is empty")]
-    program = argv[0]
-    if "/" not in program:
-        found = which(program, path_env)
-        if found is None:
-            return [Problem(keypath, f"{program}: not found in PATH ({path_env}) on this host")]
-        program = found
-    elif not program.startswith("/"):
-        program = os.path.join("/", program)  # scripts run in /
-    return [
-        Problem(keypath, f"{program}: {why}", insecure) for why, insecure in file_problems(program)
-    ]
+    return _argv_problems(keypath, argv, path_env, _MAX_DEPTH)
+
+
+# Linux follows at most four levels of #! interpreters; a sh -c string nests too.
+_MAX_DEPTH = 4
+# Programs whose first non-option argument is a script file they read and run.
+_INTERPRETER = re.compile(
+    r"(?:[a-z]*sh|busybox|python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|php[0-9.]*|lua[0-9.]*"
+    r"|node|nodejs|tclsh[0-9.]*|[gm]?awk)"
+)
+_SHELL = re.compile(r"[a-z]*sh")
+
+
+def _argv_problems(keypath: str, argv: list[str], path_env: str, depth: int) -> list[Problem]:
+    """The program, what an interpreter among them runs, and every #! on the way.
+
+    Whoever can rewrite any of these decides what runs, so each is walked as
+    the program itself is: the interpreter, its script argument (or the first
+    word of a shell's -c string), and the #! interpreter of a script, with
+    `#!/usr/bin/env NAME` looked up in PATH."""
+    program = _locate(argv[0], path_env)
+    if program is None:
+        return [Problem(keypath, f"{argv[0]}: not found in PATH ({path_env}) on this host")]
+    out = [Problem(keypath, f"{program}: {why}", bad) for why, bad in file_problems(program)]
+    out += _shebang_problems(keypath, program, path_env, depth)
+    if depth <= 0 or not _INTERPRETER.fullmatch(os.path.basename(argv[0])):
+        return out
+    args = argv[1:]
+    while args and args[0].startswith("-"):
+        if args[0] == "-c" and _SHELL.fullmatch(os.path.basename(argv[0])):
+            inner = _split(args[1]) if len(args) > 1 else None
+            if inner:
+                out += _inner(keypath, inner, path_env, depth, f"run by {program} -c")
+            return out
+        args = args[1:]
+    if args:
+        script = args[0] if args[0].startswith("/") else os.path.join("/", args[0])
+        # A missing script is the interpreter's error, not a permission finding.
+        if os.path.lexists(script):
+            out += _inner(keypath, [script], path_env, depth, f"run by {program}")
+    return out
+
+
+def _inner(keypath: str, argv: list[str], path_env: str, depth: int, how: str) -> list[Problem]:
+    """Findings about a file another one runs, named as `FILE (HOW): why`."""
+    found = _argv_problems(keypath, argv, path_env, depth - 1)
+    return [Problem(p.keypath, _named(p.message, how), p.insecure) for p in found if p.insecure]
+
+
+def _named(message: str, how: str) -> str:
+    subject, sep, why = message.partition(": ")
+    if " (" in subject:  # already named by a deeper level
+        return message
+    return f"{subject} ({how}){sep}{why}"
+
+
+def _shebang_problems(keypath: str, program: str, path_env: str, depth: int) -> list[Problem]:
+    if depth <= 0:
+        return []
+    try:
+        with open(program, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return []  # not readable or not a file: reported by file_problems
+    if not head.startswith(b"#!"):
+        return []
+    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    if not words:
+        return []
+    how = f"#! of {program}"
+    found = _inner(keypath, words[:1], path_env, depth, how)
+    if os.path.basename(words[0]) == "env":  # #!/usr/bin/env [-S] NAME: NAME decides too
+        names = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        if names:
+            found += _inner(keypath, names[:1], path_env, depth, how)
+    return found
+
+
+def _locate(word: str, path_env: str) -> str | None:
+    """Where execvp would find `word`; relative paths run from /, as scripts do."""
+    if "/" not in word:
+        return which(word, path_env)
+    return word if word.startswith("/") else os.path.join("/", word)
+
+
+def _split(command: str) -> list[str] | None:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return None
 
 
 def which(name: str, path_env: str) -> str | None:

@@ -45,6 +45,9 @@ def agent_status(
         "instances": own["instances"],
         "vrrp_sync_groups": own["vrrp_sync_groups"],
         "vrrp_scripts": scripts.status(),
+        # Whom scripts and hooks without a `user` run as: root when the
+        # default user does not exist here (keepalived's fallback).
+        "script_user": _script_user(config.global_defs.script_user),
         # Hooks waiting, running, and the last outcomes with exit codes; the fifo.
         "notify": notifier.status(),
         "arbiter": arbiter.status() if arbiter is not None else None,
@@ -54,3 +57,10 @@ def agent_status(
         # Log lines dropped because the reader of stderr did not keep up.
         "logging": log_sink.stats(),
     }
+
+
+def _script_user(spec: str) -> dict[str, object]:
+    from vrrp_agent.io.scripts import effective_user
+
+    name, fallback = effective_user(spec)
+    return {"name": name, "fallback": fallback}

@@ -239,3 +239,23 @@ def test_what_a_check_leaves_running_is_killed_when_it_exits(lab: Lab) -> None:
     assert max(seen) <= 1, seen
     assert agent.stop() == 0
     assert alive() == 0
+
+
+def test_a_missing_default_script_user_runs_checks_as_root(lab: Lab, flags: Path) -> None:
+    """keepalived's fallback: where the default user (vrrp_script) does not
+    exist, as on a host set up by hand, checks run as root, and status says so."""
+    flag = flags / "healthy-n1"
+    flag.touch()
+    cfg = conf(150, flag)
+    del cfg["global_defs"]["script_user"]
+    a1 = lab.agent("n1", cfg)
+    # A check starts UP; FALL intervals decide whether it can run at all.
+    wait_for(
+        "the check to run",
+        lambda: (c := a1.status()["vrrp_scripts"]["chk_file"])["successes"] + c["failures"] >= FALL,
+        FALL * INTERVAL + MARGIN + 2,
+    )
+    st = a1.status()
+    assert st["vrrp_scripts"]["chk_file"]["state"] == "UP"
+    assert st["vrrp_scripts"]["chk_file"]["last_exit"] == 0
+    assert st["script_user"] == {"name": "root", "fallback": True}

@@ -58,13 +58,32 @@ class RunResult:
     report: int | None = None
 
 
+# global_defs.script_user's default; keepalived's is keepalived_script.
+DEFAULT_SCRIPT_USER = "vrrp_script"
+
+
+def effective_user(spec: str) -> tuple[str, bool]:
+    """(the "USER [GROUP]" scripts run as, whether that is the root fallback).
+
+    keepalived's rule for its default user: that user where it exists, else
+    root (with a warning, given by script_security). Only the bare default
+    name falls back; a user named with a group, or any other user, that does
+    not exist stays an error, as keepalived reports for `script_user`."""
+    if spec.split() == [DEFAULT_SCRIPT_USER]:
+        try:
+            pwd.getpwnam(DEFAULT_SCRIPT_USER)
+        except KeyError:
+            return "root", True
+    return spec, False
+
+
 def resolve_user(spec: str) -> Credentials:
     """keepalived's `USER [GROUP]`; the group defaults to the user's primary one.
 
     Supplementary groups are the user's own (initgroups), never the agent's:
     a script dropped to `nobody` must not keep root's groups.
     """
-    parts = spec.split()
+    parts = effective_user(spec)[0].split()
     if not parts or len(parts) > 2:
         raise LookupError(f"user {spec!r} is not of the form 'USER [GROUP]'")
     try:

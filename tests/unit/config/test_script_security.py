@@ -299,3 +299,105 @@ def test_validate_refuses_an_insecure_script_and_names_it(
     assert cli.main(["validate", "-c", str(path)]) == 0
     out, err = capsys.readouterr()
     assert "OK" in out and err == ""
+
+
+# ------------------------------------------- interpreters and their scripts
+
+
+def bad_messages(command: str) -> list[str]:
+    return [p.message for p in command_problems("k", command, "/usr/bin:/bin") if p.insecure]
+
+
+def test_the_script_an_interpreter_runs_is_checked(base: Path) -> None:
+    evil = program(directory(base / "ww", mode=0o777) / "evil.sh")
+    assert bad_messages(f"/bin/sh {evil}") == [
+        f"{evil} (run by /bin/sh): directory {base}/ww is writable by everyone (mode 0777)"
+        " on this host (enable_script_security)"
+    ]
+    # Options before the script are skipped; a bare interpreter name counts too.
+    assert len(bad_messages(f"bash -e {evil}")) == 1
+    # A script owned by someone else, and a symlink to it, in a safe directory.
+    theirs = program(base / "theirs.sh", uid=NOBODY)
+    (base / "link.sh").symlink_to(theirs)
+    assert len(bad_messages(f"/bin/sh {theirs}")) == 1
+    assert bad_messages(f"/bin/sh {base}/link.sh") == [
+        f"{base}/link.sh (run by /bin/sh): file {theirs} is owned by nobody (uid 65534),"
+        " not root on this host (enable_script_security)"
+    ]
+    # A safe script, and `sh -c` with a safe command string, are fine.
+    assert bad_messages(f"/bin/sh {program(base / 'ok.sh')}") == []
+    assert bad_messages("/bin/sh -c 'exit 0'") == []
+
+
+def test_sh_c_checks_the_program_of_its_command_string(base: Path) -> None:
+    evil = program(directory(base / "ww", mode=0o777) / "evil.sh")
+    assert len(bad_messages(f"/bin/sh -c '{evil} --now'")) == 1
+
+
+def test_the_shebang_interpreter_is_checked(base: Path) -> None:
+    interp = directory(base / "ww", mode=0o777) / "interp"
+    interp.symlink_to("/bin/sh")
+    chk = program(base / "chk.sh")
+    chk.write_text(f"#!{interp} -e\nexit 0\n")
+    assert bad_messages(str(chk)) == [
+        f"{interp} (#! of {chk}): directory {base}/ww is writable by everyone (mode 0777)"
+        " on this host (enable_script_security)"
+    ]
+    # `#!/usr/bin/env NAME` looks NAME up in PATH: the one found is checked.
+    (base / "bin").mkdir()
+    program(base / "bin" / "myint", uid=NOBODY)
+    chk.write_text("#!/usr/bin/env myint\n")
+    found = [p.message for p in command_problems("k", str(chk), f"{base}/bin:/bin") if p.insecure]
+    assert found == [
+        f"{base}/bin/myint (#! of {chk}): file {base}/bin/myint is owned by nobody (uid 65534),"
+        " not root on this host (enable_script_security)"
+    ]
+
+
+def test_a_script_run_by_an_interpreter_with_an_insecure_shebang(base: Path) -> None:
+    interp = program(base / "theirs", uid=NOBODY)
+    chk = program(base / "chk.sh")
+    chk.write_text(f"#!{interp}\n")
+    # sh ignores the #! line, but the script is still the thing to trust; its
+    # own #! is checked too, as a direct run would use it.
+    assert len(bad_messages(f"/bin/sh {chk}")) == 1
+
+
+# ------------------------------------------------ the default script user
+
+
+def test_a_missing_default_script_user_falls_back_to_root(base: Path) -> None:
+    """keepalived's rule for its default user: that user if it exists, else root
+    with a warning. This host has no `vrrp_script` (only the role creates it)."""
+    import pwd
+
+    from vrrp_agent.io.scripts import effective_user, resolve_user
+
+    with pytest.raises(KeyError):
+        pwd.getpwnam("vrrp_script")
+    program(base / "ok" / "chk.sh")
+    cfg = config(base)
+    del cfg["global_defs"]["script_user"]
+    report = check(parse(yaml.safe_dump(cfg), "agent.yml"), path_env="/usr/bin:/bin")
+    assert report.lines("agent.yml", report.errors) == []
+    assert report.lines("agent.yml", report.warnings) == [
+        "agent.yml: global_defs.script_user: default user 'vrrp_script' does not exist on"
+        " this host: scripts run as root, as keepalived does (needed by vrrp_scripts.chk.script)"
+    ]
+    assert effective_user("vrrp_script") == ("root", True)
+    assert resolve_user("vrrp_script").uid == 0
+    # Named explicitly, a user that does not exist stays an error.
+    assert effective_user("nobody") == ("nobody", False)
+    with pytest.raises(LookupError):
+        resolve_user("vrrp_script nogroup_x")
+
+
+def test_validate_warns_about_a_missing_default_user_and_passes(
+    base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program(base / "ok" / "chk.sh")
+    cfg = config(base)
+    del cfg["global_defs"]["script_user"]
+    (base / "agent.yml").write_text(yaml.safe_dump(cfg))
+    assert cli.main(["validate", "-c", str(base / "agent.yml")]) == 0
+    assert "default user 'vrrp_script' does not exist" in capsys.readouterr().err
