@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import grp
 import logging
 import os
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 from vrrp_agent.config.model import Script
 from vrrp_agent.core.tracking import ScriptState, ScriptTracker
+from vrrp_agent.io.host_errors import CANNOT_LOOK
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class Credentials:
 class RunResult:
     """One run of a vrrp_script."""
 
-    ok: bool
+    ok: bool | None  # None: not run for want of resources, which is no news
     exit: int | None  # None: no exit status (timed out, could not be started)
     detail: str  # for the logs: "exit 1", "timed out after 2s", ...
     # Set when the script did not get to decide (not started, killed by us):
@@ -271,6 +273,11 @@ class ScriptRunner:
         try:
             self._proc = proc = await spawn(self._argv, self._creds)
         except (OSError, ValueError, subprocess.SubprocessError) as err:
+            if isinstance(err, OSError) and err.errno in (*CANNOT_LOOK, errno.EAGAIN):
+                # As keepalived when fork fails: the result stays, retried
+                # next interval. The script is fine; the agent is short.
+                detail = f"not run this time, result kept: {err}"
+                return RunResult(None, None, detail, report=logging.WARNING)
             detail = f"cannot execute {self._argv[0]}: {err}"
             return RunResult(False, None, detail, report=logging.ERROR)
         try:
@@ -294,7 +301,8 @@ class ScriptRunner:
             kill_group(self._proc)
 
     def _record(self, result: RunResult) -> None:
-        self.last_exit = result.exit
+        if result.ok is not None:
+            self.last_exit = result.exit
         if result.report is not None:
             if result.detail != self._reported:
                 self._reported = result.detail
@@ -302,7 +310,7 @@ class ScriptRunner:
         else:
             self._reported = None
             log.debug("vrrp_script %s: %s", self.name, result.detail)
-        if not self.tracker.record(result.ok):
+        if result.ok is None or not self.tracker.record(result.ok):
             return
         t = self.tracker
         if t.up:

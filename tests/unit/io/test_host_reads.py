@@ -4,14 +4,21 @@ difference saves), and it is said once, not once per poll."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import resource
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
+from vrrp_agent.config.model import Script
+from vrrp_agent.core.tracking import ScriptState
 from vrrp_agent.io.log_limit import LogLimiter
+from vrrp_agent.io.scripts import ScriptRunner
 
 EXHAUSTED = textwrap.dedent(
     """
@@ -65,3 +72,51 @@ def test_the_limiter_says_a_condition_once_then_counts_it(caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, "t"):
         limiter.warning("a", "trouble %s", "a")
     assert caplog.records[-1].getMessage().startswith("trouble a (and 49 more times in the last")
+
+
+@contextlib.contextmanager
+def no_descriptors() -> Iterator[None]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.fixture
+def _fresh_child_watcher() -> Iterator[None]:
+    # The runner installs a pidfd child watcher bound to the test's loop.
+    yield
+    if sys.version_info < (3, 12):
+        asyncio.set_child_watcher(None)
+
+
+@pytest.mark.usefixtures("_fresh_child_watcher")
+def test_a_check_that_cannot_be_spawned_is_not_a_failed_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """keepalived, when fork fails, leaves the script's result as it was and
+    tries again next interval; so do we, for errors about the agent's own
+    resources. Before: with fall 1 the first such run took the check DOWN."""
+    changes: list[str] = []
+    r = ScriptRunner(Script(name="chk", script="/bin/true", fall=1, rise=1), "root", changes.append)
+
+    async def scenario() -> list[ScriptState]:
+        seen = []
+        r._record(await r.run_once())
+        seen.append(r.state)
+        for _ in range(3):
+            with no_descriptors():
+                result = await r.run_once()
+            r._record(result)
+            seen.append(r.state)
+        r._record(await r.run_once())
+        seen.append(r.state)
+        return seen
+
+    with caplog.at_level(logging.WARNING):
+        assert asyncio.run(scenario()) == [ScriptState.UP] * 5
+    assert changes == []
+    said = [m for m in (x.getMessage() for x in caplog.records) if "vrrp_script chk" in m]
+    assert len(said) == 1 and "not run this time" in said[0], said
