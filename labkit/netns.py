@@ -247,18 +247,29 @@ class Lab:
         return self.hosts[name]
 
     def agent(
-        self, host: str, config: dict, wait: bool = True, env: dict[str, str] | None = None
+        self,
+        host: str,
+        config: dict,
+        wait: bool = True,
+        env: dict[str, str] | None = None,
+        wrap: list[str] | None = None,
+        files: Path | None = None,
     ) -> Agent:
+        """Start an agent on `host`. `wrap` goes before its command (setpriv,
+        chrt); `files` is where its config and socket go when the lab's own
+        directory (0700, root's) will not do."""
         h = self.hosts[host]
         config = json.loads(json.dumps(config))
         gd = config.setdefault("global_defs", {})
         gd.setdefault("router_id", host)
-        sock = str(self.tmp / f"{host}-{len(self.agents)}.sock")
+        where = files or self.tmp
+        sock = str(where / f"{host}-{len(self.agents)}.sock")
         gd.setdefault("control_socket", sock)
-        path = self.tmp / f"{host}-{len(self.agents)}.yml"
+        path = where / f"{host}-{len(self.agents)}.yml"
         path.write_text(yaml.safe_dump(config))
         log = self.tmp / f"{host}-{len(self.agents)}.log"
         env_cmd = [
+            *(wrap or []),
             sys.executable,
             "-m",
             "vrrp_agent.cli",

@@ -91,7 +91,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from vrrp_agent import daemon
-    from vrrp_agent.io import log_sink
+    from vrrp_agent.io import log_sink, privileges
+
+    # Before any child: the unit's ambient capabilities are the agent's, never
+    # a check script's.
+    privileges.drop_ambient()
 
     # Never a blocking write to stderr: a stalled log reader must not stop adverts.
     sink = log_sink.install(

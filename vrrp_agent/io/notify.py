@@ -35,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from vrrp_agent.config.model import Instance, SyncGroup
+from vrrp_agent.io import privileges
 from vrrp_agent.io.log_limit import LogLimiter
 from vrrp_agent.io.scripts import (
     REAP_GRACE,
@@ -395,7 +396,7 @@ class Notifier:
         if not argv:
             return done(None, "could not start: the command line is empty")
         creds: Credentials | None = None
-        if os.geteuid() == 0:
+        if privileges.can_switch_user():
             # Resolved per run: creating a missing user heals the hooks
             # without a reload, and a lookup costs nothing next to a fork.
             try:
@@ -405,7 +406,7 @@ class Notifier:
                 return done(None, f"could not start: {err}")
         elif not self._told_not_root:
             self._told_not_root = True
-            log.info("notify: not running as root, so hooks run as uid %d, not as %r",
+            log.info("notify: cannot switch users, so hooks run as uid %d, not as %r",
                      os.geteuid(), job.user)  # fmt: skip
         log.debug("notify: %s: running %s", job.label, shlex.join(argv))
         try:

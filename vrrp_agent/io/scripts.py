@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from vrrp_agent.config.model import Script
 from vrrp_agent.core.tracking import ScriptState, ScriptTracker
+from vrrp_agent.io import privileges
 from vrrp_agent.io.host_errors import CANNOT_LOOK
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,13 @@ async def spawn(argv: list[str], creds: Credentials | None) -> asyncio.subproces
     """Start `argv` (no shell) as `creds`' user, in a session of its own so
     that `kill_group` reaches everything it starts, stdio on /dev/null.
 
-    `creds` None, or root's: the agent's own identity (not root, or nothing
-    to drop). Shared by vrrp_scripts and notify hooks, which keepalived also
-    runs the same way.
+    `creds` None: the agent's own identity (it cannot switch users). Root's
+    when the agent is root: nothing to switch. Shared by vrrp_scripts and
+    notify hooks, which keepalived also runs the same way.
     """
     kwargs: dict[str, object] = {}
-    if creds is not None and creds.uid != 0:
-        kwargs = {"user": creds.uid, "group": creds.gid, "extra_groups": list(creds.groups)}
+    if creds is not None:
+        kwargs = privileges.as_user(creds.uid, creds.gid, list(creds.groups))
     return await asyncio.create_subprocess_exec(
         *argv,
         stdin=subprocess.DEVNULL,
@@ -205,9 +206,9 @@ class ScriptRunner:
 
     def start(self) -> None:
         use_pidfd_child_watcher()
-        if os.geteuid() != 0:
+        if not privileges.can_switch_user():
             log.info(
-                "vrrp_script %s: not running as root, so it runs as uid %d, not as %r",
+                "vrrp_script %s: cannot switch users, so it runs as uid %d, not as %r",
                 self.name,
                 os.geteuid(),
                 self.user,
@@ -263,7 +264,7 @@ class ScriptRunner:
     async def run_once(self) -> RunResult:
         if self._argv_error is not None:
             return RunResult(False, None, self._argv_error, report=logging.ERROR)
-        if os.geteuid() == 0 and self._creds is None:
+        if privileges.can_switch_user() and self._creds is None:
             try:
                 self._creds = resolve_user(self.user)
             except LookupError as err:

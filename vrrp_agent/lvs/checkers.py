@@ -51,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vrrp_agent.config.model import RealServer, Url, VirtualServer
+from vrrp_agent.io import privileges
 from vrrp_agent.io.scripts import (
     REAP_GRACE,
     Credentials,
@@ -214,9 +215,9 @@ class RealServerChecker:
         self._loop = asyncio.get_running_loop()
         if self.kind == "MISC_CHECK":
             use_pidfd_child_watcher()
-            if os.geteuid() != 0:
+            if not privileges.can_switch_user():
                 log.info(
-                    "%s: not running as root, so misc_path runs as uid %d, not as %r",
+                    "%s: cannot switch users, so misc_path runs as uid %d, not as %r",
                     self.name,
                     os.geteuid(),
                     self.user,
@@ -428,7 +429,7 @@ class RealServerChecker:
     async def _misc(self, deadline: float) -> Outcome:
         if self._argv_error is not None:
             return Outcome(False, self._argv_error, report=logging.ERROR)
-        if os.geteuid() == 0 and self._creds is None:
+        if privileges.can_switch_user() and self._creds is None:
             try:
                 self._creds = resolve_user(self.user)
             except LookupError as err:
