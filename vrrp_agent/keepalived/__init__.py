@@ -1,0 +1,1 @@
+"""keepalived.conf in: its grammar (`reader`) and its meaning (`convert`)."""
