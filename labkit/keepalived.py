@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.netns import Host, Lab, sh
+from labkit.netns import Host, Lab
 from labkit.poll import wait_for
 
 
@@ -67,12 +67,17 @@ def keepalived_conf(
     )
 
 
-def start_keepalived(lab: Lab, host: str, conf: str) -> Keepalived:
+def start_keepalived(
+    lab: Lab, host: str, conf: str, config_id: str | None = None
+) -> Keepalived:
+    """keepalived on `host` with the text `conf`; `config_id` picks its @ID lines."""
     h = lab.hosts[host]
     n = len(lab.procs)
     path = lab.tmp / f"keepalived-{host}-{n}.conf"
     path.write_text(conf)
-    sh("keepalived", "-t", "-f", str(path))  # keepalived's own config check
+    ident = ["--config-id", config_id] if config_id else []
+    # keepalived's own config check, in the host's namespace: it looks up the interfaces.
+    h.run("keepalived", "-t", "-f", str(path), *ident)
     pid, vrrp_pid = lab.tmp / f"ka-{host}-{n}.pid", lab.tmp / f"ka-{host}-{n}.vrrp.pid"
     args = [
         "keepalived",
@@ -86,6 +91,7 @@ def start_keepalived(lab: Lab, host: str, conf: str) -> Keepalived:
         str(pid),
         "-r",
         str(vrrp_pid),
+        *ident,
     ]
     proc = lab.spawn(host, args, f"keepalived-{host}-{n}.log")
     ka = Keepalived(h, proc, lab.tmp / f"keepalived-{host}-{n}.log", vrrp_pid)

@@ -52,7 +52,23 @@ def _parser() -> argparse.ArgumentParser:
                 " enable_script_security, the kernel's support for the LVS data plane):"
                 " for a file meant for another host",
             )
+    text = "convert a keepalived.conf to the agent's YAML"
+    s = sub.add_parser("import-keepalived", help=text, description=text)
+    s.add_argument("file", metavar="FILE", help="the keepalived.conf to convert")
+    s.add_argument("-o", "--output", metavar="OUT", help="write the YAML here (default: stdout)")
+    s.add_argument(
+        "--config-id",
+        metavar="ID",
+        help="for @ID lines, as keepalived's --config-id"
+        " (default: the host name up to the first '.')",
+    )
     return p
+
+
+def cmd_import_keepalived(args: argparse.Namespace) -> int:
+    from vrrp_agent.keepalived.importer import import_file
+
+    return import_file(args.file, args.output, args.config_id)
 
 
 def _load_or_exit(path: str) -> Config:
@@ -222,7 +238,12 @@ def _reason(st: dict[str, object]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "validate": cmd_validate, "status": cmd_status}[args.command]
+    handler = {
+        "run": cmd_run,
+        "validate": cmd_validate,
+        "status": cmd_status,
+        "import-keepalived": cmd_import_keepalived,
+    }[args.command]
     try:
         code = handler(args)
         sys.stdout.flush()  # here, where a closed pipe can still be caught
