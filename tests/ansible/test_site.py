@@ -313,3 +313,48 @@ def test_diff_does_not_print_the_auth_pass(tmp_path: Path) -> None:
     rendered = yaml.safe_load((tmp_path / "out" / "lb1" / "agent.yml").read_text())
     auth = rendered["vrrp_instances"]["VI_1"]["authentication"]
     assert auth == {"auth_type": "PASS", "auth_pass": secret}
+
+
+KEEPALIVED = REPO / "molecule" / "dual_master" / "keepalived"
+
+
+def test_keepalived_conf_is_deployed_instead_of_the_derived_config(tmp_path: Path) -> None:
+    """vrrp_agent_keepalived_conf: each host's file, imported on the controller
+    (--config-id the short host name), is what the node gets, with the role's
+    control socket and script user where the file sets none."""
+    inv = example("dual_master")
+    hosts = inv["all"]["children"]["vrrp_nodes"]["hosts"]
+    for name, conf in zip(hosts, ("node1.conf", "node2.conf")):
+        hosts[name]["vrrp_agent_keepalived_conf"] = str(KEEPALIVED / conf)
+    rendered = render(inv, tmp_path)
+    for name, prio in zip(hosts, (150, 100)):
+        cfg = rendered[name]
+        r = subprocess.run(
+            [sys.executable, "-m", "vrrp_agent.cli", "import-keepalived",
+             str(KEEPALIVED / f"node{1 if prio == 150 else 2}.conf")],
+            cwd=REPO, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        want = yaml.safe_load(r.stdout)
+        want["global_defs"]["control_socket"] = "/run/vrrp-agent/agent.sock"
+        assert cfg == want
+        assert cfg["vrrp_instances"]["VI_1"]["priority"] == prio
+        assert cfg["vrrp_instances"]["VI_1"]["version"] == 3
+
+
+def test_a_keepalived_conf_that_cannot_be_imported_fails_the_play(tmp_path: Path) -> None:
+    bad = tmp_path / "keepalived.conf"
+    bad.write_text(
+        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n"
+        "  virtual_ipaddress {\n    192.0.2.101/24\n  }\n  dont_track_primary\n}\n"
+    )
+    inv = example("dual_master")
+    for hv in inv["all"]["children"]["vrrp_nodes"]["hosts"].values():
+        hv["vrrp_agent_keepalived_conf"] = str(bad)
+    r = play("tests/ansible/render.yml", inv, tmp_path,
+             "-e", f"render_dir={tmp_path / 'out'}", "-e", f"agent_venv={BIN.parent}")  # fmt: skip
+    assert r.returncode != 0
+    fatal = [x for x in r.stdout.splitlines() if x.startswith("fatal: [web1]")]
+    assert fatal, r.stdout[-3000:]
+    assert "vrrp_agent_keepalived_conf of web1 cannot be imported" in fatal[0]
+    assert f"{bad}:7: error: dont_track_primary: not supported by the agent" in fatal[0]
+    assert not (tmp_path / "out" / "web1" / "agent.yml").exists()
