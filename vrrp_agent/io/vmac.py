@@ -16,7 +16,7 @@ vrrp_if_config.c, vrrp.c vrrp_complete_instance, 2.2.7), and so do we:
   a reverse-path check of the adverts' source would then drop them),
   promote_secondaries=1; on the base: arp_ignore=1 (it must not answer for
   the VIPs with its own MAC) and arp_filter=1, put back at stop when the last
-  vmac on it goes;
+  vmac on it goes; and, unlike keepalived, arp_announce=2 (see BASE_CONF);
 - IPv6: no address generated on the vmac (IFLA_INET6_ADDR_GEN_MODE none, RFC
   5798 7.4: every router's vmac would otherwise make the same link-local from
   the shared MAC); an IPv6 instance sending from its vmac gets the base's
@@ -64,12 +64,18 @@ NLA_F_NESTED = 0x8000
 NLA_TYPE_MASK = 0x3FFF
 
 # IPV4_DEVCONF_* (1-based indexes into the kernel's devconf array)
-RP_FILTER, ARPFILTER, ARP_IGNORE, PROMOTE_SECONDARIES, ACCEPT_LOCAL = 8, 13, 19, 20, 23
+RP_FILTER, ARPFILTER, ARP_ANNOUNCE, ARP_IGNORE = 8, 13, 18, 19
+PROMOTE_SECONDARIES, ACCEPT_LOCAL = 20, 23
 VMAC_CONF = {ARP_IGNORE: 1, ACCEPT_LOCAL: 1, RP_FILTER: 0, PROMOTE_SECONDARIES: 1}
-BASE_CONF = {ARP_IGNORE: 1, ARPFILTER: 1}
+# arp_announce=2 is ours, not keepalived's: a master answering a client from
+# the VIP over the base asks the client's MAC with the VIP as sender, and the
+# client then learns the VIP at the base's MAC (seen in tests/netns/test_vmac.py);
+# with 2 the base asks from its own address.
+BASE_CONF = {ARP_IGNORE: 1, ARPFILTER: 1, ARP_ANNOUNCE: 2}
 CONF_NAMES = {
     RP_FILTER: "rp_filter",
     ARPFILTER: "arp_filter",
+    ARP_ANNOUNCE: "arp_announce",
     ARP_IGNORE: "arp_ignore",
     PROMOTE_SECONDARIES: "promote_secondaries",
     ACCEPT_LOCAL: "accept_local",
@@ -453,8 +459,8 @@ class Vmacs:
                 state.saved = now
             self.links.set_ipv4_conf(base.index, BASE_CONF)
             log.info(
-                "set arp_ignore=1 arp_filter=1 on %s for its vmacs (was %s)",
-                spec.base, ", ".join(f"{CONF_NAMES[k]}={v}" for k, v in now.items()),
+                "set %s on %s for its vmacs (was %s)",
+                _conf_text(BASE_CONF), spec.base, _conf_text(now),
             )  # fmt: skip
         state.users.add(spec.name)
 
@@ -472,12 +478,13 @@ class Vmacs:
             base = self.links.get(spec.base)
             if base is not None:
                 self.links.set_ipv4_conf(base.index, state.saved)
-                log.info(
-                    "put back %s on %s",
-                    ", ".join(f"{CONF_NAMES[k]}={v}" for k, v in state.saved.items()), spec.base,
-                )  # fmt: skip
+                log.info("put back %s on %s", _conf_text(state.saved), spec.base)
         except OSError as err:
             log.error("putting back arp settings on %s failed: %s", spec.base, err)
+
+
+def _conf_text(values: dict[int, int]) -> str:
+    return " ".join(f"{CONF_NAMES[k]}={v}" for k, v in values.items())
 
 
 def _link_local(rtnl: Rtnl, index: int) -> IPv6Address | None:
