@@ -295,3 +295,70 @@ def test_keepalived_with_use_vmac_against_ours(lab: Lab) -> None:
         master_down_interval(3, 100, ADVERT_INT) + MARGIN,
     )
     assert ping(n3) and n3.neighbour(VIP) == VMAC
+
+
+VIP6 = "fd99::100"
+VMAC6 = "00:00:5e:00:02:33"
+
+
+def holds6(host: Host, ifname: str) -> bool:
+    out = host.run("ip", "-j", "addr", "show", "dev", ifname, check=False)
+    if out.returncode != 0:
+        return False
+    return any(a["local"] == VIP6 for li in json.loads(out.stdout) for a in li["addr_info"])
+
+
+def test_ipv6_vmac_fails_over_at_the_same_mac(lab: Lab) -> None:
+    """IPv6: the vmac sends from the base's link-local address (added to it,
+    since addr_gen_mode none keeps it from making one of its own)."""
+    n1, n2, n3 = lab["n1"], lab["n2"], lab["n3"]
+
+    def conf6(priority: int) -> dict:
+        c = conf(priority)
+        c["vrrp_instances"]["VI_1"]["virtual_ipaddress"] = [f"{VIP6}/64"]
+        return c
+
+    a1 = lab.agent("n1", conf6(200))
+    a2 = lab.agent("n2", conf6(100))
+    bound = master_down_interval(3, 200, ADVERT_INT) + MARGIN
+    wait_for("n1 to hold the IPv6 VIP on its vmac", lambda: holds6(n1, "vrrp.51"), bound)
+    wait_for(
+        "n2 to hear n1",
+        lambda: a2.status()["instances"]["VI_1"]["master_ip"].startswith("fe80::"),
+        ADVERT_INT + MARGIN,
+    )
+    for host in (n1, n2):
+        vmac = link(host, "vrrp.51")
+        assert vmac is not None and vmac["address"] == VMAC6
+        lladdrs = {
+            a["local"]
+            for li in json.loads(host.run("ip", "-j", "addr", "show", "dev", "vrrp.51").stdout)
+            for a in li["addr_info"]
+            if a["local"].startswith("fe80")
+        }
+        base_ll = {a for a in host.addresses("eth0") if a.startswith("fe80")}
+        assert lladdrs == base_ll, "the vmac has a link-local address of its own"
+    assert n3.run("ping", "-6", "-c", "1", "-W", "1", VIP6, check=False).returncode == 0
+    assert n3.neighbour(VIP6) == VMAC6
+    a1.signal(signal.SIGTERM)
+    wait_for(
+        "n2 to take the IPv6 VIP", lambda: holds6(n2, "vrrp.51"), skew_time(3, 100, 1) + MARGIN
+    )
+    assert n3.run("ping", "-6", "-c", "1", "-W", "1", VIP6, check=False).returncode == 0
+    assert n3.neighbour(VIP6) == VMAC6
+
+
+def test_a_vmac_deleted_under_the_master_is_made_again(lab: Lab) -> None:
+    n1 = lab["n1"]
+    a1 = lab.agent("n1", conf(200))
+    bound = master_down_interval(3, 200, ADVERT_INT) + MARGIN
+    wait_for("n1 to hold the VIP", lambda: holds(n1, "vrrp.51"), bound)
+    n1.run("ip", "link", "del", "vrrp.51")
+    # The link poll (0.5 s) or the link event sees it gone: FAULT, made
+    # again, then BACKUP and MASTER after Master_Down with nobody else.
+    wait_for("the vmac to be made again", lambda: link(n1, "vrrp.51") is not None, 0.5 + MARGIN)
+    wait_for("n1 to hold the VIP again", lambda: holds(n1, "vrrp.51"), bound)
+    log = a1.log()
+    assert "vmac interface vrrp.51 was gone: made it again" in log
+    assert "Entering FAULT STATE" in log
+    assert a1.state() == "MASTER"
