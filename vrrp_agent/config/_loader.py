@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from typing import Any
 
 from ._arbiter import parse_arbiter
@@ -24,6 +25,7 @@ from ._vrrp import (
     parse_instance,
     parse_scripts,
     parse_sync_groups,
+    resolve_vmac_names,
 )
 from .model import Config, FrozenMap, Instance, config_keys
 
@@ -126,6 +128,10 @@ def _parse_document(problems: Problems, data: dict[Any, Any], path: str) -> Conf
         if instance is not None:
             instances[name] = instance
     check_instances_together(problems, all_facts)
+    vmacs = resolve_vmac_names(problems, all_facts)
+    for facts in all_facts:
+        if facts.keypath in vmacs and facts.name in instances:
+            instances[facts.name] = replace(instances[facts.name], use_vmac=vmacs[facts.keypath])
     sync_groups = parse_sync_groups(problems, data.get("vrrp_sync_groups"), _names(raw_instances))
     check_exclusive_pairs(problems, instances, _names(raw_instances), sync_groups)
     virtual_servers = parse_virtual_servers(problems, data.get("virtual_servers"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_interface
 from typing import Any
@@ -234,6 +234,34 @@ class InstanceFacts:
     vrid: int | None = None
     family: int | None = None
     vips: list[tuple[str, VirtualAddress]] = field(default_factory=list)
+    # use_vmac as written: True (keepalived's default name), a name, or None (off)
+    vmac: bool | str | None = None
+    name: str = ""
+
+
+def _use_vmac(value: Any) -> bool | str | None:
+    """keepalived's `use_vmac [NAME]`: true (default name), false, or NAME."""
+    if isinstance(value, bool):
+        return value or None
+    return ifname(value)
+
+
+def _check_vmac(s: Section, facts: InstanceFacts, settings: Mapping[str, Any], peers: list) -> None:
+    if facts.vmac is None:
+        if settings["vmac_xmit_base"] and s.ok("vmac_xmit_base", "use_vmac"):
+            s.error("vmac_xmit_base", "vmac_xmit_base applies only with use_vmac")
+        return
+    if facts.vmac == facts.interface:
+        s.error("use_vmac", f"the vmac cannot be the instance's own interface {facts.vmac}")
+    if peers and not settings["vmac_xmit_base"] and s.ok("vmac_xmit_base"):
+        # keepalived sets vmac_xmit_base itself here ("unicast with use_vmac
+        # requires vmac_xmit_base - setting"): unicast adverts sent with the
+        # virtual MAC would teach the peers that our address lives at it.
+        s.error(
+            "use_vmac",
+            "unicast_peer with use_vmac needs vmac_xmit_base: true"
+            " (keepalived turns it on with a warning)",
+        )
 
 
 def _advert_int(s: Section, version: int, value: float) -> float:
@@ -297,7 +325,7 @@ def parse_instance(
 ) -> tuple[Instance | None, InstanceFacts]:
     start = len(problems)
     s = Section(problems, data, keypath, cls=Instance, hints=INSTANCE_HINTS)
-    facts = InstanceFacts(keypath)
+    facts = InstanceFacts(keypath, name=inst_name)
     interface = facts.interface = s.need("interface", ifname)
     facts.vrid = s.need("virtual_router_id", ints(1, 255))
     settings: dict[str, Any] = {
@@ -316,7 +344,9 @@ def parse_instance(
         "garp_master_repeat": s.get("garp_master_repeat", _REPEAT),
         "garp_master_refresh": s.get("garp_master_refresh", floats()),
         "garp_master_refresh_repeat": s.get("garp_master_refresh_repeat", _REPEAT),
+        "vmac_xmit_base": s.get("vmac_xmit_base", boolean),
     }
+    facts.vmac = s.get("use_vmac", _use_vmac, None)
     peers = s.checked_items("unicast_peer", ip_addr)
     settings["auth_type"], settings["auth_pass"] = _authentication(s)
     vips = _vips(s, "virtual_ipaddress", required=True)
@@ -332,6 +362,7 @@ def parse_instance(
         settings["advert_int"] = _advert_int(s, settings["version"], settings["advert_int"])
     _check_addresses(s, settings, facts.family, vips, peers, facts.vips)
     _check_preemption(s, settings)
+    _check_vmac(s, facts, settings, peers)
     if settings["auth_type"] is not None and s.ok("version") and settings["version"] == 3:
         s.error("authentication", "authentication is VRRPv2 only (RFC 9568 removed it)")
     _check_tracks(s, tracks, script_names)
@@ -346,6 +377,8 @@ def parse_instance(
         virtual_ipaddress=tuple(vip for _, vip in vips),
         virtual_ipaddress_excluded=tuple(vip for _, vip in excluded),
         **{key: tuple(ref for _, ref in refs) for key, refs in tracks.items()},
+        # a name for now; check_instances_together resolves `true`
+        use_vmac=facts.vmac if isinstance(facts.vmac, str) else None,
         **settings,
     )
     return instance, facts
@@ -435,6 +468,46 @@ def _check_tracks(
                     key, f"{ref.name!r} is tracked twice (first at {seen[ref.name]})", ref_keypath
                 )
             seen.setdefault(ref.name, ref_keypath)
+
+
+def _vmac_candidates(vrid: int, family: int) -> Iterator[str]:
+    """keepalived's create_vmac_name() order for the prefix "vrrp": vrrp.VRID,
+    then (IPv6) vrrp6.VRID, then vrrp1.VRID, vrrp2.VRID ... (skipping 6)."""
+    yield f"vrrp.{vrid}"
+    if family == 6:
+        yield f"vrrp6.{vrid}"
+    for num in range(1, 1000):
+        if num != 6 or family == 4:
+            yield f"vrrp{num}.{vrid}"
+
+
+def resolve_vmac_names(problems: Problems, all_facts: Sequence[InstanceFacts]) -> dict[str, str]:
+    """keypath -> vmac name for every instance with use_vmac. Names given are
+    taken first, then `true` gets keepalived's default name, in file order,
+    skipping names already taken (as create_vmac_name does)."""
+    taken: dict[str, str] = {}
+    for facts in all_facts:
+        if isinstance(facts.vmac, str):
+            if facts.vmac in taken:
+                problems.add(
+                    join(facts.keypath, "use_vmac"),
+                    f"vmac interface {facts.vmac} is already used by {taken[facts.vmac]}",
+                )
+            taken.setdefault(facts.vmac, facts.keypath)
+    interfaces = {f.interface: f.keypath for f in all_facts if f.interface is not None}
+    for vmac, keypath in taken.items():
+        if vmac in interfaces and interfaces[vmac] != keypath:
+            problems.add(
+                join(keypath, "use_vmac"),
+                f"{vmac} is the interface of {interfaces[vmac]}, it cannot also be a vmac",
+            )
+    for facts in all_facts:
+        if facts.vmac is True and facts.vrid is not None and facts.family is not None:
+            for candidate in _vmac_candidates(facts.vrid, facts.family):
+                if candidate not in taken and candidate not in interfaces:
+                    taken[candidate] = facts.keypath
+                    break
+    return {keypath: vmac for vmac, keypath in taken.items()}
 
 
 def check_instances_together(problems: Problems, all_facts: Sequence[InstanceFacts]) -> None:

@@ -229,11 +229,38 @@ class Instance:
     garp_master_repeat: int | None = None
     garp_master_refresh: float | None = None
     garp_master_refresh_repeat: int | None = None
+    # keepalived's use_vmac: the name of the macvlan interface that carries the
+    # RFC's virtual MAC (00:00:5e:00:01:VRID, IPv6 00:00:5e:00:02:VRID) and the
+    # VIPs; None = no vmac. YAML `true` is resolved to keepalived's default name
+    # (vrrp.VRID, see config/_vrrp.py:resolve_vmac_names).
+    use_vmac: str | None = None
+    # Adverts go out (and come in) on `interface` with its own MAC; the VIPs
+    # still live on the vmac.
+    vmac_xmit_base: bool = False
 
     @property
     def family(self) -> int:
         """4 or 6: the family of the first VIP (validation makes them all agree)."""
         return self.virtual_ipaddress[0].address.version
+
+    @property
+    def vip_interface(self) -> str:
+        """Where VIPs without their own `dev` live: the vmac, else `interface`."""
+        return self.use_vmac or self.interface
+
+    @property
+    def advert_interface(self) -> str:
+        """Where adverts are sent and heard: the vmac unless vmac_xmit_base."""
+        if self.use_vmac is not None and not self.vmac_xmit_base:
+            return self.use_vmac
+        return self.interface
+
+    @property
+    def vmac_address(self) -> bytes | None:
+        """The virtual router MAC of RFC 9568 7.3 (None without use_vmac)."""
+        if self.use_vmac is None:
+            return None
+        return bytes((0, 0, 0x5E, 0, 1 if self.family == 4 else 2, self.virtual_router_id))
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,7 @@ def watched_links(cfg: Config) -> set[str]:
     track_interface, and the devices of their VIPs."""
     insts = cfg.vrrp_instances.values()
     names = {inst.interface for inst in insts}
+    names.update(inst.use_vmac for inst in insts if inst.use_vmac is not None)
     names.update(ref.name for inst in insts for ref in inst.track_interface)
     names.update(d for inst in insts for d in vip_devices(inst))
     return names
@@ -234,7 +235,7 @@ class Node:
             inst = config.vrrp_instances[name]
             router = routers[name]
             self.routers[name] = router
-            self._by_vrid[(inst.interface, inst.family, inst.virtual_router_id)] = name
+            self._by_vrid[(inst.advert_interface, inst.family, inst.virtual_router_id)] = name
             # Tracking first: a router told before start() begins in FAULT
             # or at its tracked priority instead of passing through BACKUP
             # with the wrong Master_Down (both calls yield no actions in INIT).
@@ -350,7 +351,8 @@ class Node:
             log.log(level, "interface %s is %s", name, links[name].value)
         for name in self._running_names():
             inst = self.config.vrrp_instances[name]
-            if inst.interface in changed or any(r.name in changed for r in inst.track_interface):
+            own = {inst.interface, inst.use_vmac}
+            if own & changed or any(r.name in changed for r in inst.track_interface):
                 self._track(name, now)
             if vip_devices(inst) & changed:
                 self._exec(name, self.routers[name].vips_lost(now))
@@ -426,6 +428,9 @@ class Node:
             **effect.faults,
             FaultKey(FaultSource.LINK, inst.interface): self._own_link_fault(inst.interface),
         }
+        if inst.use_vmac is not None:
+            # The vmac carries the VIPs (and, unless vmac_xmit_base, the adverts).
+            faults[FaultKey(FaultSource.LINK, inst.use_vmac)] = self._own_link_fault(inst.use_vmac)
         r = self.routers[name]
         # A fault no longer asked for (its weight changed from 0, its tracker
         # was removed by a reload) goes too; faults of others are left alone.
@@ -603,6 +608,10 @@ class Node:
             "priority": r.params.priority,
             "effective_priority": r.effective_priority,
             "interface": inst.interface,
+            # keepalived's use_vmac: the macvlan with the virtual MAC, or None
+            "vmac_interface": inst.use_vmac,
+            "vmac_address": inst.vmac_address.hex(":") if inst.vmac_address else None,
+            "vmac_xmit_base": inst.vmac_xmit_base,
             "virtual_router_id": r.params.vrid,
             "version": r.params.version,
             "advert_int": r.params.advert_int,

@@ -114,9 +114,10 @@ class InstancePort:
         # A VIP's other device may be missing: the add fails, is retried, and
         # faults the instance past a bound (core.vip_retry), not the start.
         self.vips = [
-            Vip(v.dev or inst.interface, v.address, v.label, True) for v in inst.virtual_ipaddress
+            Vip(v.dev or inst.vip_interface, v.address, v.label, True)
+            for v in inst.virtual_ipaddress
         ] + [
-            Vip(v.dev or inst.interface, v.address, v.label, False)
+            Vip(v.dev or inst.vip_interface, v.address, v.label, False)
             for v in inst.virtual_ipaddress_excluded
         ]
         self.local_ip = self._local_ip()

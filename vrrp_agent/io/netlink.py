@@ -87,6 +87,11 @@ class Rtnl:
     def _request(self, msg_type: int, flags: int, msg: object) -> list[bytes]:
         return exchange(self.sock, msg, msg_type, flags, next(self._seq), _nlmsgerr)
 
+    def request(self, msg_type: int, flags: int, msg: object) -> list[bytes]:
+        """One request (a pyroute2 message or anything shaped like one, see
+        nlexchange.exchange) and its raw replies; errors raise NetlinkError."""
+        return self._request(msg_type, flags, msg)
+
     def addresses(
         self, ifindex: int | None = None, family: int = socket.AF_UNSPEC
     ) -> list[Address]:

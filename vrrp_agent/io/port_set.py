@@ -7,11 +7,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from vrrp_agent.config import Config
+from vrrp_agent.config import Config, Instance
 from vrrp_agent.io.accept_filter import AcceptFilter
 from vrrp_agent.io.host_reads import CannotLook, ifindex_now
 from vrrp_agent.io.instance_port import InstancePort, StartupError, family_of
 from vrrp_agent.io.netlink import Rtnl
+from vrrp_agent.io.vmac import VmacError, Vmacs, VmacSpec
 from vrrp_agent.io.vrrp_socket import VrrpSocket
 from vrrp_agent.wire.addresses import IPAddr
 
@@ -30,6 +31,7 @@ class PortSet:
         self._on_readable = on_readable
         self.rtnl = Rtnl()
         self.accept_filter = AcceptFilter()
+        self.vmacs = Vmacs(self.rtnl)
         self.sockets: dict[tuple[str, int], VrrpSocket] = {}
         self.ports: dict[str, InstancePort] = {}
 
@@ -39,18 +41,28 @@ class PortSet:
         configured."""
         built: dict[str, InstancePort] = {}
         new_sockets: list[tuple[str, int]] = []
+        vmacs: list[str] = []
         try:
             for name in names:
                 inst = cfg.vrrp_instances[name]
-                key = (inst.interface, family_of(inst))
+                if ifindex_now(inst.interface) is None:
+                    raise StartupError(
+                        f"vrrp_instances.{name}: interface {inst.interface} not found on this host"
+                    )
+                if inst.use_vmac is not None:
+                    # Made now, not on becoming master (as keepalived): a backup
+                    # hears a master's adverts on its own vmac only.
+                    self._acquire_vmac(inst)
+                    vmacs.append(inst.use_vmac)
+                ifname = inst.advert_interface
+                key = (ifname, family_of(inst))
                 if key not in self.sockets:
-                    index = ifindex_now(inst.interface)
+                    index = ifindex_now(ifname)
                     if index is None:
                         raise StartupError(
-                            f"vrrp_instances.{name}: interface {inst.interface}"
-                            " not found on this host"
+                            f"vrrp_instances.{name}: interface {ifname} not found on this host"
                         )
-                    self.sockets[key] = VrrpSocket(key[1], inst.interface, index)
+                    self.sockets[key] = VrrpSocket(key[1], ifname, index)
                     new_sockets.append(key)
                 sock = self.sockets[key]
                 built[name] = InstancePort(cfg, inst, self.rtnl, sock, self.accept_filter)
@@ -59,13 +71,30 @@ class PortSet:
                 port.close()
             for key in new_sockets:
                 self.sockets.pop(key).close()
+            for vmac in vmacs:
+                self.vmacs.release(vmac)
             raise
         return built
+
+    def _acquire_vmac(self, inst: Instance) -> None:
+        assert inst.use_vmac is not None and inst.vmac_address is not None
+        spec = VmacSpec(
+            name=inst.use_vmac,
+            base=inst.interface,
+            mac=inst.vmac_address,
+            family=inst.family,
+            xmit_base=inst.vmac_xmit_base,
+            instance=inst.name,
+        )
+        try:
+            self.vmacs.acquire(spec)
+        except VmacError as err:
+            raise StartupError(f"vrrp_instances.{inst.name}.use_vmac: {err}") from None
 
     def install(self, gone: Iterable[str], built: dict[str, InstancePort]) -> None:
         """Close the ports of removed instances and put the built ones in use."""
         for name in gone:
-            self.ports.pop(name).close()
+            self._close_port(self.ports.pop(name))
         self.ports.update(built)
         for port in built.values():
             self.loop.add_reader(port.sock.fileno(), self._on_readable, port.sock)
@@ -79,6 +108,9 @@ class PortSet:
         return {v.ip: v.dev for n in names for v in self.ports[n].vips}
 
     def rebind_all(self) -> None:
+        # A vmac gone (with its base, or by hand) is made again first; its
+        # socket is then rebound like any interface's.
+        self.vmacs.ensure()
         for (ifname, family), sock in list(self.sockets.items()):
             self._rebind(ifname, family, sock)
 
@@ -110,7 +142,7 @@ class PortSet:
         log.info("interface %s is back (index %d)", ifname, index)
 
     def close_unused(self) -> None:
-        in_use = {(p.inst.interface, p.sock.family) for p in self.ports.values()}
+        in_use = {(p.inst.advert_interface, p.sock.family) for p in self.ports.values()}
         for key in [k for k in self.sockets if k not in in_use]:
             sock = self.sockets.pop(key)
             self.loop.remove_reader(sock.fileno())
@@ -118,8 +150,14 @@ class PortSet:
 
     def close_ports(self) -> None:
         for port in self.ports.values():
-            port.close()
+            self._close_port(port)
         self.ports.clear()
+
+    def _close_port(self, port: InstancePort) -> None:
+        port.close()
+        if port.inst.use_vmac is not None:
+            # The last user removes the vmac, and the VIPs on it with it.
+            self.vmacs.release(port.inst.use_vmac)
 
     def close(self) -> None:
         """Everything: ports, sockets, the accept-mode filter, netlink."""

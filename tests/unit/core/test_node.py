@@ -329,3 +329,45 @@ def test_a_failed_add_shows_per_vip_and_a_vip_device_change_re_adds() -> None:
     assert not st["holds_vips"]
     assert st["vips"] == {"192.0.2.51/24": "configured, not present: ENODEV no such device eth1"}
     assert st["state"] == "MASTER" and "vip_retry" in st["timers"]
+
+
+# ---------------------------------------------------------------- use_vmac
+
+
+def test_a_vmac_instance_hears_adverts_on_its_vmac_and_faults_when_it_goes() -> None:
+    cfg = config({"VI_1": inst(1, use_vmac=True), "VI_2": inst(2)})
+    assert watched_links(cfg) == {"eth0", "vrrp.1"}
+    links = {"eth0": LinkState.UP, "vrrp.1": LinkState.UP}
+    node, _ = started(cfg, TrackingInputs(links=links))
+    to_master(node)
+    src = ip_address("10.0.0.9")
+    for vrid in (1, 2):
+        adv = node.routers[f"VI_{vrid}"].advert(priority=200)
+        payload = encode(adv, src=src, dst=MCAST_V4, pseudo_header=True)
+        # VI_1's adverts come in on its vmac (private mode), VI_2's on eth0;
+        # the other way round they are no instance's.
+        node.receive("eth0" if vrid == 1 else "vrrp.1", 4, payload, src, MCAST_V4, 255, 11.0)
+        assert node.routers[f"VI_{vrid}"].state is State.MASTER
+        node.receive("vrrp.1" if vrid == 1 else "eth0", 4, payload, src, MCAST_V4, 255, 11.0)
+        assert node.routers[f"VI_{vrid}"].state is State.BACKUP
+    assert node.rx_dropped["unknown_vrid"] == 2
+    node.links_changed({"vrrp.1": LinkState.GONE}, 12.0)
+    assert node.routers["VI_1"].faults == {"link:vrrp.1": "interface vrrp.1 is gone"}
+    assert node.routers["VI_2"].faults == {}
+    status = node.status(12.0)["instances"]
+    assert (status["VI_1"]["vmac_interface"], status["VI_1"]["vmac_address"]) == (
+        "vrrp.1",
+        "00:00:5e:00:01:01",
+    )
+    assert status["VI_2"]["vmac_interface"] is None
+
+
+def test_vmac_xmit_base_hears_adverts_on_the_base() -> None:
+    cfg = config({"VI_1": inst(1, use_vmac=True, vmac_xmit_base=True)})
+    node, _ = started(cfg)
+    to_master(node)
+    src = ip_address("10.0.0.9")
+    adv = node.routers["VI_1"].advert(priority=200)
+    payload = encode(adv, src=src, dst=MCAST_V4, pseudo_header=True)
+    node.receive("eth0", 4, payload, src, MCAST_V4, 255, 11.0)
+    assert node.routers["VI_1"].state is State.BACKUP
