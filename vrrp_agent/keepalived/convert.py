@@ -468,7 +468,12 @@ class _Converter:
                 if (n := self.number(item, 1, 10000, integer=True)) is not None:
                     i[k] = n
             elif k == "use_vmac":
-                i["use_vmac"] = item.args[0] if item.args else True
+                # keepalived: `use_vmac [NAME] [MAC]`, a word with ':' being the MAC.
+                names = [a for a in item.args[:2] if ":" not in a]
+                if any(":" in a for a in item.args[:2]):
+                    self.unsupported(item, "use_vmac with a MAC address of its own")
+                i["use_vmac"] = names[0] if names else True
+                meta["vmac_where"] = item.where
             elif k == "vmac_xmit_base":
                 i["vmac_xmit_base"] = True
             elif k == "skip_check_adv_addr":
@@ -635,6 +640,13 @@ class _Converter:
                 meta["unicast_where"],
                 f"{tag}: Unicast peers are not supported in"
                 f" strict mode (keepalived refuses the instance){why}",
+            )
+        if i.get("use_vmac") and i.get("unicast_peer") and not i.get("vmac_xmit_base"):
+            i["vmac_xmit_base"] = True
+            self.warn(
+                meta["vmac_where"],
+                f"{tag}: unicast with use_vmac requires vmac_xmit_base - setting"
+                " (keepalived sets it too; the import writes it out)",
             )
         owner = i["priority"] == VRRP_PRIO_OWNER
         if owner and i.get("nopreempt"):

@@ -267,3 +267,19 @@ def test_the_readme_lists_every_keyword_not_converted() -> None:
         for kws in table.values():
             for kw in kws:
                 assert f"`{kw}`" in section, kw
+
+
+def test_use_vmac_names_and_unicast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "k.conf"
+    body = (CORPUS / "unicast.conf").read_text()
+    f.write_text(body.replace("    state BACKUP\n", "    state BACKUP\n    use_vmac vip9\n"))
+    rc, out, err = run(capsys, str(f))
+    assert rc == 0, err
+    vi = yaml.safe_load(out)["vrrp_instances"]["VI_U"]
+    assert (vi["use_vmac"], vi["vmac_xmit_base"]) == ("vip9", True)
+    assert any(f"{f}:3: warning: vrrp_instance VI_U: unicast with use_vmac requires" in e
+               for e in err), err  # fmt: skip
+    parse(out, str(f))
+    f.write_text(body.replace("    state BACKUP\n", "    use_vmac vip9 02:00:00:00:00:01\n"))
+    rc, out, err = run(capsys, str(f))
+    assert rc == 2 and any(f"{f}:2: error: use_vmac: not supported" in e for e in err), err
