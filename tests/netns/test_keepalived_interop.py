@@ -63,7 +63,8 @@ def test_keepalived_master_agent_backup(lab: Lab, mode: str) -> None:
     assert st["state"] == "BACKUP"
     # Every advert keepalived sent passed our checksum, version and auth checks.
     assert st["rx_dropped"] == {}
-    assert st["stats"]["address_list_mismatch"] == 0
+    assert st["stats"]["rx_address_mismatch"] == 0
+    assert st["stats"]["address_list_mismatch"] == 0  # the older name, kept
     assert not lab["n2"].has(VIP)
 
     # keepalived frozen: we take over within Master_Down.

@@ -37,6 +37,7 @@ from .model import (
     VirtualAddress,
     VirtualServer,
     garp_settings,
+    skip_check_adv_addr,
 )
 
 __all__ = [
@@ -68,4 +69,5 @@ __all__ = [
     "garp_settings",
     "load",
     "parse",
+    "skip_check_adv_addr",
 ]

@@ -94,6 +94,7 @@ def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
         "vrrp_garp_master_refresh_repeat": s.get("vrrp_garp_master_refresh_repeat", _REPEAT),
         "vrrp_garp_interval": s.get("vrrp_garp_interval", floats()),
         "vrrp_gna_interval": s.get("vrrp_gna_interval", floats()),
+        "vrrp_skip_check_adv_addr": s.get("vrrp_skip_check_adv_addr", boolean),
         "script_user": s.get("script_user", text),  # keepalived: "USER [GROUP]"
         "enable_script_security": s.get("enable_script_security", boolean),
         "lvs_backend": s.get("lvs_backend", choice(LvsBackend, upper=False)),
@@ -345,6 +346,7 @@ def parse_instance(
         "garp_master_refresh": s.get("garp_master_refresh", floats()),
         "garp_master_refresh_repeat": s.get("garp_master_refresh_repeat", _REPEAT),
         "vmac_xmit_base": s.get("vmac_xmit_base", boolean),
+        "skip_check_adv_addr": s.get("skip_check_adv_addr", boolean),
     }
     facts.vmac = s.get("use_vmac", _use_vmac, None)
     peers = s.checked_items("unicast_peer", ip_addr)

@@ -145,6 +145,8 @@ class GlobalDefs:
     vrrp_garp_master_refresh_repeat: int = 1
     vrrp_garp_interval: float = 0.0
     vrrp_gna_interval: float = 0.0
+    # Default of every instance's skip_check_adv_addr (keepalived's name).
+    vrrp_skip_check_adv_addr: bool = False
     script_user: str = "vrrp_script"
     enable_script_security: bool = True
     lvs_backend: LvsBackend = LvsBackend.AUTO
@@ -237,6 +239,8 @@ class Instance:
     # Adverts go out (and come in) on `interface` with its own MAC; the VIPs
     # still live on the vmac.
     vmac_xmit_base: bool = False
+    # None = global_defs.vrrp_skip_check_adv_addr (see core.router._check_addresses).
+    skip_check_adv_addr: bool | None = None
 
     @property
     def family(self) -> int:
@@ -400,3 +404,15 @@ def garp_settings(cfg: Config, inst: Instance) -> GarpSettings:
         ),
         interval=g.vrrp_garp_interval if inst.family == 4 else g.vrrp_gna_interval,
     )
+
+
+def skip_check_adv_addr(cfg: Config, inst: Instance) -> bool:
+    """The instance's skip_check_adv_addr, else the global vrrp_skip_check_adv_addr.
+
+    The instance's value wins both ways. (keepalived, 2.2.7 and 2.3.3 alike,
+    means the same but its instance handler sets the flag for any valid value,
+    so there `skip_check_adv_addr false` cannot undo a global
+    `vrrp_skip_check_adv_addr`.)
+    """
+    own = inst.skip_check_adv_addr
+    return cfg.global_defs.vrrp_skip_check_adv_addr if own is None else own

@@ -625,6 +625,7 @@ class Node:
             "preempt": r.params.preempt,
             "preempt_delay": r.params.preempt_delay,
             "accept": inst.accept,
+            "skip_check_adv_addr": r.params.skip_check_adv_addr,
             "master_ip": str(r.master_ip) if r.master_ip is not None else None,
             "master_priority": r.master_priority,
             "master_adver_interval": r.master_adver_interval,
@@ -638,7 +639,10 @@ class Node:
                 "became_master": st.became_master,
                 "priority_zero_sent": st.priority_zero_sent,
                 "priority_zero_received": st.priority_zero_received,
-                "address_list_mismatch": st.address_list_mismatch,
+                # Adverts accepted although their address list differs from
+                # ours (RFC 9568 7.1); address_list_mismatch is its older name.
+                "rx_address_mismatch": st.rx_address_mismatch,
+                "address_list_mismatch": st.rx_address_mismatch,
                 "tx_errors": st.tx_errors,
             },
             "rx_dropped": dict(st.rx_dropped),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vrrp_agent.config.model import Config, Instance, garp_settings
+from vrrp_agent.config.model import Config, Instance, garp_settings, skip_check_adv_addr
 
 # An instance's notify hooks (io/notify.py reads them at each transition).
 HOOK_KEYS = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
@@ -33,7 +33,12 @@ def identity(cfg: Config, inst: Instance) -> tuple[object, ...]:
 
     Not its notify hooks: they are read at each transition, so editing one
     must not restart the instance (a master would hand its VIPs over)."""
-    return (replace(inst, **dict.fromkeys(HOOK_KEYS)), garp_settings(cfg, inst))
+    return (
+        # skip_check_adv_addr as resolved: unset with the global false is false.
+        replace(inst, **dict.fromkeys(HOOK_KEYS), skip_check_adv_addr=None),
+        garp_settings(cfg, inst),
+        skip_check_adv_addr(cfg, inst),
+    )
 
 
 def lvs_identity(cfg: Config) -> tuple[object, ...]:

@@ -13,6 +13,7 @@ the GARP repeat/refresh knobs.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ __all__ = [
     "Want",
 ]
 
+log = logging.getLogger(__name__)
+
 OWNER_PRIORITY = 255
 
 
@@ -108,6 +111,9 @@ class RouterParams:
     garp_master_repeat: int = 5
     garp_master_refresh: float = 0.0
     garp_master_refresh_repeat: int = 1
+    # keepalived's skip_check_adv_addr: a backup does not compare the address
+    # list of an advert from the master it last heard (see `_check_addresses`).
+    skip_check_adv_addr: bool = False
 
 
 @dataclass
@@ -119,7 +125,8 @@ class Stats:
     became_master: int = 0
     priority_zero_received: int = 0
     priority_zero_sent: int = 0
-    address_list_mismatch: int = 0
+    # Adverts accepted although their address list differs from ours.
+    rx_address_mismatch: int = 0
     tx_errors: int = 0
     rx_dropped: Counter[str] = field(default_factory=Counter)
 
@@ -153,6 +160,10 @@ class Router:
         self.stats = Stats()
         # Failed VIP adds since the last success: the retry schedule.
         self.vip_retry = VipRetry()
+        # Address-list mismatches logged ("count", "addresses") since the last
+        # transition or change of sender: one warning per condition.
+        self._mismatch_logged: set[str] = set()
+        self._mismatch_src: IPAddr | None = None
         # One object per state, kept for the router's lifetime: a state's
         # memory (who resigned, when a weaker master was heard) survives
         # leaving it, as it did when that memory lived on the router.
@@ -226,9 +237,7 @@ class Router:
         self.stats.adverts_received += 1
         if adv.priority == 0:
             self.stats.priority_zero_received += 1
-        if self.params.version == 3 and set(adv.addresses) != set(self.params.addresses):
-            # RFC 9568 6.4.2/6.4.3: a mismatch is logged, not fatal; count it for `status`.
-            self.stats.address_list_mismatch += 1
+        self._check_addresses(adv, src)
         return self.handler.advert(adv, src, now)
 
     def drop(self, reason: str) -> None:
@@ -318,6 +327,7 @@ class Router:
         """Leave the current state for `new`: the old state's exit actions,
         the `StateChanged`, then the new state's entry actions."""
         old = self.state
+        self._mismatch_logged.clear()
         actions = self.handler.leave(reason)
         self.state = new
         self.last_reason = reason
@@ -414,6 +424,66 @@ class Router:
         if VIPS_FAULT in self.faults:
             return [ProbeVips()]
         return []
+
+    def _check_addresses(self, adv: Advertisement, src: IPAddr) -> None:
+        """Compare the advert's address list with ours; a difference is
+        counted and warned about (once per condition), never a reason to drop.
+
+        RFC 9568 7.1: the receiver MAY verify the addresses and, if they
+        differ, SHOULD log (rate-limited); nothing says to drop. keepalived
+        does the same since 2.3.3, for VRRPv2 as well, and so do we (RFC
+        3768 7.1 still says to drop a v2 mismatch not from the owner).
+        keepalived 2.2.7 and older DROPPED such adverts (unless the check was
+        skipped): a 2.2.7 backup whose VIP list differs from its master's
+        ignores the master and becomes a second master, while we stay backup.
+        This only matters when the two sides' VIP lists differ (a change
+        rolled out to one node first).
+
+        What is compared, as keepalived's vrrp_check_packet does: the count
+        first, always; then, with equal counts, that each of our VIPs is in
+        the advert (a set: order does not matter). The address bytes are
+        compared as they are, IPv6 link-local ones included: nothing is added
+        to or taken from either list. `skip_check_adv_addr` skips only the
+        second step, only in BACKUP, and only for an advert from the master
+        heard last (keepalived: the check "won't be carried out if the advert
+        is from the same master router as the previous advert received"); a
+        master always checks.
+        """
+        ours = self.params.addresses
+        theirs = adv.addresses
+        if len(theirs) != len(ours):
+            kind = "count"
+            why = (
+                f"lists {len(theirs)} address{'es' if len(theirs) != 1 else ''},"
+                f" we have {len(ours)}"
+            )
+        elif (
+            self.params.skip_check_adv_addr and self.state is State.BACKUP and src == self.master_ip
+        ):
+            return
+        elif missing := [a for a in ours if a not in theirs]:
+            kind = "addresses"
+            why = f"does not list {', '.join(map(str, missing))}"
+        else:
+            return
+        self.stats.rx_address_mismatch += 1
+        if src != self._mismatch_src:
+            # Another sender: its conditions are new ones (keepalived resets
+            # its rate-limited log flags on a change of master too).
+            self._mismatch_logged.clear()
+            self._mismatch_src = src
+        if kind in self._mismatch_logged:
+            return
+        self._mismatch_logged.add(kind)
+        log.warning(
+            "(%s) advert from %s %s (it lists [%s], we have [%s]); accepted"
+            " (RFC 9568 7.1; keepalived before 2.3.3 would drop it)",
+            self.params.name,
+            src,
+            why,
+            ", ".join(map(str, theirs)),
+            ", ".join(map(str, ours)),
+        )
 
     def _reject_reason(self, adv: Advertisement, src: IPAddr) -> str | None:
         p = self.params

@@ -15,7 +15,7 @@ import socket
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Interface, IPv6Interface
 
-from vrrp_agent.config import Config, Instance, garp_settings
+from vrrp_agent.config import Config, Instance, garp_settings, skip_check_adv_addr
 from vrrp_agent.core import (
     Action,
     AddVips,
@@ -78,6 +78,7 @@ def router_params(cfg: Config, inst: Instance, local_ip: IPAddr) -> RouterParams
         garp_master_repeat=garp.master_repeat,
         garp_master_refresh=garp.master_refresh,
         garp_master_refresh_repeat=garp.master_refresh_repeat,
+        skip_check_adv_addr=skip_check_adv_addr(cfg, inst),
     )
 
 

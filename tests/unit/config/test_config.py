@@ -23,6 +23,7 @@ from vrrp_agent.config import (
     garp_settings,
     load,
     parse,
+    skip_check_adv_addr,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -1058,3 +1059,46 @@ def test_garp_settings_global_and_overrides() -> None:
     vi1, vi2 = cfg.vrrp_instances["VI_1"], cfg.vrrp_instances["VI_2"]
     assert garp_settings(cfg, vi1) == GarpSettings(0.0, 1, 60.0, 2, 0.01)
     assert garp_settings(cfg, vi2) == GarpSettings(2.0, 3, 10.0, 4, 0.02)
+
+
+# --- skip_check_adv_addr -------------------------------------------------------------------
+
+
+def test_skip_check_adv_addr_values_are_checked_with_their_key_paths() -> None:
+    assert_one(
+        doc(global_defs={"vrrp_skip_check_adv_addr": "yes"}),
+        "global_defs.vrrp_skip_check_adv_addr",
+        "expected true or false",
+    )
+    assert_one(
+        doc({"skip_check_adv_addr": 1}), f"{VI}.skip_check_adv_addr", "expected true or false"
+    )
+    assert_one(doc({"skip_check_adv_adr": True}), f"{VI}.skip_check_adv_adr", "skip_check_adv_addr")
+
+
+@pytest.mark.parametrize(
+    ("glob", "own", "expected"),
+    [
+        (None, None, False),  # keepalived's default: check
+        (True, None, True),  # the global value is every instance's default
+        (False, True, True),
+        (True, False, False),  # the instance wins, both ways
+        (True, True, True),
+    ],
+)
+def test_skip_check_adv_addr_instance_over_global(
+    glob: bool | None, own: bool | None, expected: bool
+) -> None:
+    top = {"global_defs": {"vrrp_skip_check_adv_addr": glob}} if glob is not None else {}
+    cfg = parse(doc({"skip_check_adv_addr": own} if own is not None else {}, **top), FILE)
+    assert skip_check_adv_addr(cfg, cfg.vrrp_instances["VI_1"]) is expected
+
+
+def test_changing_the_global_skip_check_adv_addr_restarts_the_instances() -> None:
+    from vrrp_agent.core.reload import diff
+
+    old = parse(doc(), FILE)
+    new = parse(doc(global_defs={"vrrp_skip_check_adv_addr": True}), FILE)
+    same = parse(doc({"skip_check_adv_addr": False}), FILE)
+    assert diff(old, new).fresh == ("VI_1",)
+    assert diff(old, same).kept == ("VI_1",)  # the same resolved value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from ipaddress import ip_address
 
@@ -315,8 +316,111 @@ def test_address_list_mismatch_is_counted_but_not_fatal() -> None:
     r = Router(params("B", 100, "10.0.0.2"))
     r.start(0.0)
     r.receive(advert(addresses=(ip_address("192.0.2.7"),)), ip_address("10.0.0.1"), 1.0)
-    assert r.stats.address_list_mismatch == 1
+    assert r.stats.rx_address_mismatch == 1
     assert r.master_ip == ip_address("10.0.0.1")
+    assert r.state is State.BACKUP
+
+
+V1, V2, V3 = (ip_address(f"192.0.2.{i}") for i in (1, 2, 3))
+MASTER_A = ip_address("10.0.0.1")
+
+
+def mismatch_router(**kw: object) -> Router:
+    r = Router(params("B", 100, "10.0.0.2", addresses=(V1, V2), **kw))
+    r.start(0.0)
+    return r
+
+
+@pytest.mark.parametrize(
+    ("listed", "counted"),
+    [
+        ((V1, V2), 0),
+        ((V2, V1), 0),  # order is not compared (keepalived: every VIP present)
+        ((V1,), 1),  # fewer
+        ((V1, V2, V3), 1),  # more
+        ((V1, V3), 1),  # same count, another address
+        ((V1, V1), 1),  # same count, V2 missing
+        ((), 1),
+    ],
+)
+def test_address_check_compares_count_then_set(listed: tuple, counted: int) -> None:
+    for version in (2, 3):
+        r = mismatch_router(version=version)
+        r.receive(advert(version=version, max_advert_int=1 if version == 2 else 100,
+                         addresses=listed), MASTER_A, 1.0)  # fmt: skip
+        assert r.stats.rx_address_mismatch == counted, version
+        assert r.stats.adverts_received == 1
+        assert r.master_ip == MASTER_A  # accepted: the master is followed
+
+
+def test_address_mismatch_every_advert_counts_without_skip() -> None:
+    r = mismatch_router()
+    for i in range(5):
+        r.receive(advert(addresses=(V1, V3)), MASTER_A, 1.0 + i)
+    assert r.stats.rx_address_mismatch == 5
+    assert r.state is State.BACKUP
+
+
+def test_skip_check_adv_addr_checks_only_a_new_masters_first_advert() -> None:
+    """keepalived's vrrp_state_backup: the list is compared when the advert's
+    source differs from the last master's, else skipped; a count mismatch is
+    counted whatever the setting."""
+    r = mismatch_router(skip_check_adv_addr=True)
+    for i in range(5):
+        r.receive(advert(addresses=(V1, V3)), MASTER_A, 1.0 + i)
+    assert r.stats.rx_address_mismatch == 1  # the first, from a new master
+    other = ip_address("10.0.0.9")
+    r.receive(advert(priority=250, addresses=(V1, V3)), other, 6.0)
+    assert r.master_ip == other
+    assert r.stats.rx_address_mismatch == 2  # the master changed: checked again
+    r.receive(advert(priority=250, addresses=(V1, V3)), other, 7.0)
+    assert r.stats.rx_address_mismatch == 2
+    r.receive(advert(priority=250, addresses=(V1,)), other, 8.0)
+    assert r.stats.rx_address_mismatch == 3  # the count is always compared
+
+
+def test_a_master_always_checks_even_with_skip() -> None:
+    r = Router(params("A", 200, "10.0.0.1", addresses=(V1, V2), skip_check_adv_addr=True,
+                      start_as_master=True))  # fmt: skip
+    r.start(0.0)
+    r.on_timer(5.0)
+    assert r.state is State.MASTER
+    low = ip_address("10.0.0.3")
+    for i in range(3):
+        r.receive(advert(priority=50, addresses=(V1, V3)), low, 6.0 + i)
+    assert r.state is State.MASTER
+    assert r.stats.rx_address_mismatch == 3
+
+
+def test_a_master_logs_a_mismatch_once(caplog: pytest.LogCaptureFixture) -> None:
+    r = Router(params("A", 200, "10.0.0.1", addresses=(V1, V2), start_as_master=True))
+    r.start(0.0)
+    r.on_timer(5.0)
+    with caplog.at_level(logging.WARNING, logger="vrrp_agent.core.router"):
+        for i in range(5):
+            r.receive(advert(priority=50, addresses=(V1, V3)), ip_address("10.0.0.3"), 6.0 + i)
+    assert r.stats.rx_address_mismatch == 5
+    assert len(caplog.records) == 1
+
+
+def test_address_mismatch_is_logged_once_per_condition(caplog: pytest.LogCaptureFixture) -> None:
+    r = mismatch_router()
+    with caplog.at_level(logging.WARNING, logger="vrrp_agent.core.router"):
+        for i in range(10):
+            r.receive(advert(addresses=(V1, V3)), MASTER_A, 1.0 + i)
+        for i in range(10):
+            r.receive(advert(addresses=(V1,)), MASTER_A, 11.0 + i)
+    lines = [rec.getMessage() for rec in caplog.records]
+    assert len(lines) == 2, lines
+    assert "192.0.2.3" in lines[0] and "192.0.2.2" in lines[0]
+    assert "1 address" in lines[1] and "2" in lines[1]
+    assert r.stats.rx_address_mismatch == 20
+    caplog.clear()
+    # A new master is a new condition: logged again, once.
+    with caplog.at_level(logging.WARNING, logger="vrrp_agent.core.router"):
+        for i in range(3):
+            r.receive(advert(priority=250, addresses=(V1, V3)), ip_address("10.0.0.9"), 30.0 + i)
+    assert len(caplog.records) == 1
 
 
 # ------------------------------------------------------------------ announcements
