@@ -142,7 +142,7 @@ class _Converter:
             )
         return value
 
-    def command(self, node: Node) -> str | None:
+    def command(self, node: Node, hook: bool = False) -> str | None:
         """A script or notify command as keepalived runs it: its first word,
         split again with '...' quoting and escapes (notify.c); the agent
         shlex-splits the result back into the same argv."""
@@ -153,7 +153,19 @@ class _Converter:
         if not argv:
             self.refuse(node.where, f"{node.keyword}: the command cannot be split into words")
             return None
-        if len(node.args) > 1:
+        if hook and len(node.args) > 1:
+            # notify.c: a hook's words after the command are USER [GROUP].
+            who = " ".join(node.args[1:3])
+            if who != self.global_defs.get("script_user"):
+                self.refuse(
+                    node.where,
+                    f"{node.keyword}: keepalived runs this hook as user {who!r} (the words"
+                    " after the command are USER [GROUP]; with no such user it drops the"
+                    " hook); the agent runs every hook as script_user: quote the whole"
+                    " command if they are arguments, or set script_user to them",
+                )
+                return None
+        elif len(node.args) > 1:
             self.warn(
                 node.where,
                 f"{node.keyword}: keepalived runs only {node.args[0]!r} and ignores"
@@ -455,7 +467,7 @@ class _Converter:
                 refs = [self.track_file_ref(c) for c in self.block(item)]
                 i[k] = [r for r in refs if r is not None]
             elif k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
-                if (c := self.command(item)) is not None:
+                if (c := self.command(item, hook=True)) is not None:
                     i[k] = c
                     self.script_seen(item)
             elif k == "smtp_alert":
@@ -718,7 +730,7 @@ class _Converter:
                     a for c in (item.children or []) for a in c.args
                 ]
             elif k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
-                if (c := self.command(item)) is not None:
+                if (c := self.command(item, hook=True)) is not None:
                     g[k] = c
                     self.script_seen(item)
             elif k == "smtp_alert":

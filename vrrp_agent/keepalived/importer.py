@@ -64,8 +64,7 @@ def check(result: Result, text: str, source: str) -> list[Message]:
 
 def say(messages: list[Message], stream: TextIO) -> None:
     for m in messages:
-        level = "error" if m.refused else "warning"
-        print(f"{m.where}: {level}: {m.text}", file=stream)
+        print(m, file=stream)
 
 
 def import_file(source: str, output: str | None, config_id: str | None) -> int:
@@ -82,9 +81,7 @@ def import_file(source: str, output: str | None, config_id: str | None) -> int:
         return 2
     say(messages, sys.stderr)
     if any(m.refused for m in messages):
-        n = sum(m.refused for m in messages)
-        print(f"{source}: not converted: {n} error(s); nothing written", file=sys.stderr)
-        return 2
+        return 2  # nothing written: the errors above say why
     if output is None:
         sys.stdout.write(text)
         return 0

@@ -72,7 +72,7 @@ class Message:
     refused: bool
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.text}"
+        return f"{self.where}: {'error' if self.refused else 'warning'}: {self.text}"
 
 
 def boolean(node: Node) -> bool | None:
@@ -105,10 +105,10 @@ class _State:
     continuing: str | None = None
 
     def warn(self, where: Where, text: str) -> None:
-        self.messages.append(Message(where, f"warning: {text}", False))
+        self.messages.append(Message(where, text, False))
 
     def refuse(self, where: Where, text: str) -> None:
-        self.messages.append(Message(where, f"error: {text}", True))
+        self.messages.append(Message(where, text, True))
 
 
 def default_config_id() -> str:
@@ -185,7 +185,7 @@ def _file_lines(state: _State, name: str, where: Where) -> Iterator[tuple[str, W
         raise _Stop(
             Message(
                 where,
-                f"error: include: more than {MAX_INCLUDE_DEPTH} files deep"
+                f"include: more than {MAX_INCLUDE_DEPTH} files deep"
                 f" ({' -> '.join(state.open_files[-3:])} -> {name}); does a file include itself?",
                 True,
             )
@@ -275,7 +275,7 @@ def _logical(state: _State, text: str, where: Where, depth: int) -> Iterator[tup
         return
     state.lines += 1
     if state.lines > MAX_LINES:
-        raise _Stop(Message(where, f"error: more than {MAX_LINES} lines after expansion", True))
+        raise _Stop(Message(where, f"more than {MAX_LINES} lines after expansion", True))
     yield text, where
 
 
@@ -422,7 +422,7 @@ def _repeat(state: _State, text: str, where: Where, depth: int) -> Iterator[tupl
         return
     names, rows, rest = parsed
     if len(rows) > MAX_LINES:
-        raise _Stop(Message(where, f"error: {text[:4]} repeats more than {MAX_LINES} times", True))
+        raise _Stop(Message(where, f"{text[:4]} repeats more than {MAX_LINES} times", True))
     for row in rows:
         for name, value in zip(names, row):
             state.defs[name] = _Definition(value)
@@ -460,9 +460,7 @@ def _seq(state: _State, text: str, where: Where) -> tuple[list[str], list[list[s
         return None
     count = (end - start) // step + 1
     if count > MAX_LINES:
-        raise _Stop(
-            Message(where, f"error: ~SEQ repeats {count} times (at most {MAX_LINES})", True)
-        )
+        raise _Stop(Message(where, f"~SEQ repeats {count} times (at most {MAX_LINES})", True))
     seq = range(start, end + (1 if step > 0 else -1), step)
     return [var], [[format(v, "x") if hex_out else str(v)] for v in seq], rest
 

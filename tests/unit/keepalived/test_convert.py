@@ -283,3 +283,41 @@ def test_use_vmac_names_and_unicast(tmp_path: Path, capsys: pytest.CaptureFixtur
     f.write_text(body.replace("    state BACKUP\n", "    use_vmac vip9 02:00:00:00:00:01\n"))
     rc, out, err = run(capsys, str(f))
     assert rc == 2 and any(f"{f}:2: error: use_vmac: not supported" in e for e in err), err
+
+
+@pytest.mark.parametrize(
+    ("script_user", "line", "rc"),
+    [
+        ("", "    notify_fault /bin/n FAULT\n", 2),  # FAULT is a user to keepalived
+        ("  script_user www www\n", "    notify_fault /bin/n www www\n", 0),
+        ("", "    notify_fault /bin/n\n", 0),
+    ],
+)
+def test_words_after_a_hook_are_its_user(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], script_user: str, line: str, rc: int
+) -> None:
+    f = tmp_path / "k.conf"
+    f.write_text(f"global_defs {{\n{script_user}}}\nvrrp_instance V {{\n interface eth0\n"
+                 f" virtual_router_id 1\n{line} virtual_ipaddress {{\n  10.0.0.1\n }}\n}}\n")  # fmt: skip
+    got, out, err = run(capsys, str(f))
+    assert got == rc, err
+    if rc:
+        n = 6 if not script_user else 7
+        assert err[0].startswith(
+            f"{f}:{n}: error: notify_fault: keepalived runs this hook as user 'FAULT'"
+        ), err
+    else:
+        assert yaml.safe_load(out)["vrrp_instances"]["V"]["notify_fault"] == "/bin/n"
+
+
+def test_words_after_a_check_script_are_ignored_as_keepalived_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "k.conf"
+    f.write_text("vrrp_script c {\n script /bin/check arg\n}\nvrrp_instance V {\n interface eth0\n"
+                 " virtual_router_id 1\n track_script {\n  c\n }\n"
+                 " virtual_ipaddress {\n  10.0.0.1\n }\n}\n")  # fmt: skip
+    rc, out, err = run(capsys, str(f))
+    assert rc == 0
+    assert yaml.safe_load(out)["vrrp_scripts"]["c"]["script"] == "/bin/check"
+    assert any(f"{f}:2: warning: script: keepalived runs only '/bin/check'" in e for e in err)
