@@ -67,9 +67,7 @@ def keepalived_conf(
     )
 
 
-def start_keepalived(
-    lab: Lab, host: str, conf: str, config_id: str | None = None
-) -> Keepalived:
+def start_keepalived(lab: Lab, host: str, conf: str, config_id: str | None = None) -> Keepalived:
     """keepalived on `host` with the text `conf`; `config_id` picks its @ID lines."""
     h = lab.hosts[host]
     n = len(lab.procs)
