@@ -25,6 +25,17 @@ from vrrp_agent.keepalived.reader import Message, Node, Where, boolean, command_
 from vrrp_agent.keepalived.unsupported import IGNORED, REFUSED
 
 # Booleans of global_defs kept under their own name.
+# keepalived 2.2.7's GARP/NA defaults (vrrp.h VRRP_GARP_*, global_data.c). The
+# agent's are the same today; the import writes them so that the file keeps
+# meaning them if ours ever change.
+KEEPALIVED_GARP_DEFAULTS = {
+    "vrrp_garp_master_delay": 5,
+    "vrrp_garp_master_repeat": 5,
+    "vrrp_garp_master_refresh": 0,
+    "vrrp_garp_master_refresh_repeat": 1,
+    "vrrp_garp_interval": 0,
+    "vrrp_gna_interval": 0,
+}
 _GLOBAL_FLAGS = ("smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "enable_script_security")
 
 VRRP_PRIO_OWNER = 255
@@ -913,6 +924,9 @@ class _Converter:
         # keepalived runs scripts without checking them unless told to; the
         # agent checks by default. Written out so the file means what it meant.
         g.setdefault("enable_script_security", False)
+        if self.instances:
+            for k, v in KEEPALIVED_GARP_DEFAULTS.items():
+                g.setdefault(k, v)
         if self.first_script is not None and "script_user" not in g:
             self.warn(
                 self.first_script,

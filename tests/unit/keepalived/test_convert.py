@@ -321,3 +321,13 @@ def test_words_after_a_check_script_are_ignored_as_keepalived_does(
     assert rc == 0
     assert yaml.safe_load(out)["vrrp_scripts"]["c"]["script"] == "/bin/check"
     assert any(f"{f}:2: warning: script: keepalived runs only '/bin/check'" in e for e in err)
+
+
+def test_keepalived_garp_defaults_are_written_out(capsys: pytest.CaptureFixture[str]) -> None:
+    data, _ = imported(capsys, "dual_master.conf")
+    g = data["global_defs"]
+    assert {k: g[k] for k in g if k.startswith(("vrrp_garp", "vrrp_gna"))} == {
+        "vrrp_garp_master_delay": 5, "vrrp_garp_master_repeat": 5,
+        "vrrp_garp_master_refresh": 0, "vrrp_garp_master_refresh_repeat": 1,
+        "vrrp_garp_interval": 0, "vrrp_gna_interval": 0,
+    }  # fmt: skip
