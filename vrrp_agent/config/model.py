@@ -439,8 +439,10 @@ def alerts_real_server(g: GlobalDefs, rs: RealServer) -> bool:
     return smtp_alert_on(rs.smtp_alert, g.smtp_alert_checker, g.smtp_alert, True)
 
 
-def alerting(cfg: Config) -> list[str]:
-    """The key paths of the objects that would send alert mail, in file order."""
+def alerting(cfg: Config, *, asked: bool = False) -> list[str]:
+    """The key paths of the objects that would send alert mail, in file order;
+    with `asked`, only those whose configuration says so (not the real servers
+    that alert by keepalived's default alone)."""
     g = cfg.global_defs
     out = [f"vrrp_instances.{n}" for n, i in cfg.vrrp_instances.items() if alerts_instance(g, i)]
     out += [f"vrrp_sync_groups.{n}" for n, s in cfg.vrrp_sync_groups.items()
@@ -448,10 +450,10 @@ def alerting(cfg: Config) -> list[str]:
     for i, vs in enumerate(cfg.virtual_servers):
         if alerts_virtual_server(g, vs):
             out.append(f"virtual_servers[{i}]")
-        out += [f"virtual_servers[{i}].real_servers[{j}]"
-                for j, rs in enumerate(vs.real_servers)
-                # only checked real servers ever change state
-                if rs.checker is not None and alerts_real_server(g, rs)]  # fmt: skip
+        for j, rs in enumerate(vs.real_servers):
+            on = smtp_alert_on(rs.smtp_alert, g.smtp_alert_checker, g.smtp_alert, not asked)
+            if rs.checker is not None and on:  # only checked real servers ever change state
+                out.append(f"virtual_servers[{i}].real_servers[{j}]")
     return out
 
 
@@ -460,8 +462,10 @@ def smtp_warnings(cfg: Config) -> list[tuple[str, str]]:
 
     keepalived sends nothing then, without a word (core/smtp.c: no
     notification_email or no smtp_server, no mail); we send nothing either
-    and say so, at validate, start and reload."""
-    who = alerting(cfg)
+    and say so, at validate, start and reload. Only for mail asked for: a
+    virtual server's real servers alert by default, and most configurations
+    without mail have them."""
+    who = alerting(cfg, asked=True)
     if not who:
         return []
     g = cfg.global_defs

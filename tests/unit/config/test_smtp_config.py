@@ -205,14 +205,33 @@ def test_virtual_server_setting_is_not_inherited_by_real_servers() -> None:
 # --- warnings ---------------------------------------------------------------------
 
 
-def test_warnings_when_mail_is_wanted_but_cannot_go() -> None:
-    # the real server alerts by default: without a server and recipients, say so
-    found = dict(smtp_warnings(cfg()))
+def test_warnings_when_mail_is_asked_for_but_cannot_go() -> None:
+    found = dict(smtp_warnings(cfg(inst={"smtp_alert": True}, rs={"smtp_alert": True})))
     assert set(found) == {"global_defs.smtp_server", "global_defs.notification_email"}
-    assert "virtual_servers[0].real_servers[0]" in found["global_defs.smtp_server"]
+    assert (
+        "vrrp_instances.VI_1, virtual_servers[0].real_servers[0]"
+        in found["global_defs.smtp_server"]
+    )
+    only_server = dict(smtp_warnings(cfg({"smtp_server": "127.0.0.1", "smtp_alert": True})))
+    assert list(only_server) == ["global_defs.notification_email"]
 
 
-def test_no_warnings_when_configured_or_not_wanted() -> None:
-    full = {"smtp_server": "127.0.0.1", "notification_email": ["ops@example.com"]}
+def test_no_warnings_when_configured_or_not_asked_for() -> None:
+    full = {
+        "smtp_server": "127.0.0.1",
+        "notification_email": ["ops@example.com"],
+        "smtp_alert": True,
+    }
     assert smtp_warnings(cfg(full)) == []
-    assert smtp_warnings(cfg({"smtp_alert_checker": False})) == []
+    # real servers alert by keepalived's default: no reason to warn every LVS configuration
+    assert smtp_warnings(cfg()) == []
+    assert alerting(cfg()) == ["virtual_servers[0].real_servers[0]"]
+    assert smtp_warnings(cfg({"smtp_alert_checker": True})) != []
+
+
+def test_validate_tells_the_warnings() -> None:
+    from vrrp_agent.config.acceptance import accept
+
+    c = cfg({"smtp_alert": True})
+    lines = accept(c).warning_lines("t.yml")
+    assert any(line.startswith("t.yml: global_defs.smtp_server: not set") for line in lines), lines
