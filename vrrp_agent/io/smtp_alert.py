@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import pwd
@@ -387,8 +388,10 @@ class Mailer:
         }
 
 
+@functools.lru_cache(maxsize=1)
 def _user() -> str:
-    # keepalived: getpwuid(getuid()); the agent may run as its own user.
+    # keepalived: getpwuid(getuid()); the agent may run as its own user. Once:
+    # the uid does not change, and an NSS lookup (LDAP, sssd) can be slow.
     try:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
@@ -407,6 +410,7 @@ class Alerts:
 
     def __init__(self, cfg: Config, mailer: Callable[[MailSettings], Mailer] = Mailer) -> None:
         self._make = mailer
+        self.g: GlobalDefs = cfg.global_defs
         self.mailer: Mailer | None = None
         # (kind, name) -> the state last mailed: keepalived's last_email_state,
         # so a report of the same state twice (a reload) is one mail.
