@@ -402,6 +402,9 @@ def test_real_smtp_envelope_headers_and_body(smtpd: tuple[SmtpServer, Inbox]) ->
         a.instance_changed(VI, "MASTER")
         a.real_server_changed(VS, RS, True)
         await wait_for(lambda: len(inbox.mails) == 2)
+        # the server keeps the mail before it answers 250: the count follows
+        assert a.mailer is not None
+        await wait_for(lambda: a.mailer.sent == 2)  # type: ignore[union-attr]
         assert abs(before - time.time()) < 10
         return a.status()
 
