@@ -28,6 +28,7 @@ from vrrp_agent.io.notify import DRAIN_TIMEOUT, Notifier
 from vrrp_agent.io.port_set import PortSet
 from vrrp_agent.io.script_pool import ScriptPool, reap
 from vrrp_agent.io.scripts import ScriptRunner
+from vrrp_agent.io.smtp_alert import Alerts
 from vrrp_agent.io.vrrp_socket import VrrpSocket
 from vrrp_agent.status import agent_status
 from vrrp_agent.wire import DecodeError
@@ -52,9 +53,11 @@ class Agent:
         self.ports = PortSet(self.loop, self._on_readable)
         self.scripts = ScriptPool(self._record_script_change)
         self.notifier = Notifier(cfg.global_defs.script_user, cfg.global_defs.notify_fifo)
+        self.mail = Alerts(cfg)  # keepalived's smtp_alert, beside the hooks as in vrrp_notify.c
         self.files = TrackFiles()
         self.link_watch = LinkWatch(self.loop, LINK_CHECK_INTERVAL, self._poll_links)
-        self.side = Companions(lambda: self._record("arbiter"), lambda: self._record("lvs"))
+        self.side = Companions(lambda: self._record("arbiter"), lambda: self._record("lvs"),
+                               self.mail.real_server_changed)  # fmt: skip
         self.reloads = 0
         # Recorded by callbacks, acted on by the main loop between events.
         self.signals: list[int] = []
@@ -105,8 +108,8 @@ class Agent:
                 systemd.notify("STOPPING=1")
                 await reap(self._stop_all())
                 await self.side.wait_closed()
-                # The VIPs are gone already; now the STOP hooks, bounded.
-                await self.notifier.drain(DRAIN_TIMEOUT)
+                # The VIPs are gone already; now the STOP hooks and mails, bounded.
+                await asyncio.gather(self.notifier.drain(DRAIN_TIMEOUT), self.mail.drain())
                 return 0
             now = self.loop.time()
             if self._scripts_changed:
@@ -150,6 +153,7 @@ class Agent:
             self.ports.install(plan.gone, built)
         if cfg is not self.cfg:
             self.notifier.reconfigure(cfg.global_defs.script_user, cfg.global_defs.notify_fifo)
+            self.mail.reconfigure(cfg)
         self.cfg = cfg
 
     async def _reload(self) -> None:
@@ -258,9 +262,11 @@ class Agent:
                     self._run(self.node.vips_result(action.instance, failed, self.loop.time()))
             elif isinstance(action, core.NotifyInstance):
                 self.notifier.instance_changed(action.instance, action.state, action.priority)
+                self.mail.instance_changed(action.instance, action.state)
             elif isinstance(action, core.NotifyGroup):
                 log.info("(%s) sync group entering %s STATE", action.group.name, action.state)
                 self.notifier.group_changed(action.group, action.state)
+                self.mail.group_changed(action.group, action.state)
             elif isinstance(action, core.ProbeArbiter):
                 self.side.probe_arbiter()
             elif isinstance(action, core.ProgramLvs):
@@ -284,7 +290,8 @@ class Agent:
         now = self.loop.time()
         return agent_status(self.node, now, config=self.cfg, uptime=now - self.started_at,
                             reloads=self.reloads, scripts=self.scripts, notifier=self.notifier,
-                            arbiter=self.side.arbiter, lvs=self.side.lvs)  # fmt: skip
+                            arbiter=self.side.arbiter, lvs=self.side.lvs,
+                            mail=self.mail)  # fmt: skip
 
 
 async def run(cfg: Config) -> int:

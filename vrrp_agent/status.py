@@ -1,8 +1,8 @@
 """The `status` document: what an operator needs to see at a glance.
 
 Composed from the parts' own `status()`: the node (instances, sync groups,
-unattributed drops), the scripts, the notifier, the arbiter prober and the
-virtual servers. Nothing here knows the daemon.
+unattributed drops), the scripts, the notifier, the arbiter prober, the
+virtual servers and the alert mail. Nothing here knows the daemon.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def agent_status(
     notifier: _Part,
     arbiter: _Part | None,
     lvs: _Part | None,
+    mail: _Part | None = None,
 ) -> dict[str, object]:
     own = node.status(now)
     return {
@@ -52,6 +53,9 @@ def agent_status(
         "notify": notifier.status(),
         "arbiter": arbiter.status() if arbiter is not None else None,
         "virtual_servers": lvs.status() if lvs is not None else [],
+        # Alert mail (smtp_alert): server, queued, sent, failed (attempts), dropped;
+        # null without smtp_server and notification_email.
+        "smtp": mail.status() if mail is not None else None,
         # Packets that could not be attributed to an instance.
         "rx_dropped": own["rx_dropped"],
         # Log lines dropped because the reader of stderr did not keep up.

@@ -120,6 +120,7 @@ def _real_server(problems: Problems, data: Any, keypath: str) -> RealServer | No
     port = s.need("port", _PORT)
     weight = s.get("weight", _RS_WEIGHT)
     inhibit = s.get("inhibit_on_failure", boolean)
+    alert = s.get("smtp_alert", boolean)
     checker = None
     if len(kinds) > 1:
         problems.add(
@@ -132,7 +133,7 @@ def _real_server(problems: Problems, data: Any, keypath: str) -> RealServer | No
         checker = _checker(problems, kind, data[kind.value], join(keypath, kind.value))
     if len(problems) != start or ip is None or port is None:
         return None
-    return RealServer(ip, port, weight, inhibit, checker)
+    return RealServer(ip, port, weight, inhibit, alert, checker)
 
 
 def parse_virtual_servers(problems: Problems, data: Any) -> tuple[VirtualServer, ...]:
@@ -159,6 +160,7 @@ def parse_virtual_servers(problems: Problems, data: Any) -> tuple[VirtualServer,
             "delay_loop": s.get("delay_loop", floats(lo_open=True)),
             "persistence_timeout": s.get("persistence_timeout", ints(0)),
             "sorry_server": s.get("sorry_server", _sorry_server),
+            "smtp_alert": s.get("smtp_alert", boolean),
         }
         if ip is not None and port is not None and s.ok("protocol"):
             slot = (ip, port, settings["protocol"])

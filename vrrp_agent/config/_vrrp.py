@@ -31,6 +31,7 @@ from ._reader import (
     one_of,
     text,
 )
+from ._smtp import email_address, helo_name, smtp_server
 from .enums import AuthType, InitialState, LvsBackend
 from .model import (
     GlobalDefs,
@@ -43,6 +44,9 @@ from .model import (
     block_keys,
     config_keys,
 )
+
+# The global defaults of the objects' smtp_alert (see model.smtp_alert_on).
+SMTP_ALERT_KEYS = ("smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker")
 
 # Unix socket paths live in sockaddr_un.sun_path: 108 bytes including the NUL.
 _SUN_PATH_MAX = 107
@@ -99,6 +103,16 @@ def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
         "enable_script_security": s.get("enable_script_security", boolean),
         "lvs_backend": s.get("lvs_backend", choice(LvsBackend, upper=False)),
         "notify_fifo": s.get("notify_fifo", abs_path),
+        "notification_email": tuple(
+            addr for _, addr in s.checked_items("notification_email", email_address)
+        ),
+        "notification_email_from": s.get("notification_email_from", email_address),
+        "smtp_server": s.get("smtp_server", smtp_server),
+        "smtp_helo_name": s.get("smtp_helo_name", helo_name),
+        # keepalived: whole seconds >= 1; fractions do no harm here
+        "smtp_connect_timeout": s.get("smtp_connect_timeout", floats(lo_open=True)),
+        **{key: s.get(key, boolean) for key in SMTP_ALERT_KEYS},
+        "no_email_faults": s.get("no_email_faults", boolean),
     }
     return GlobalDefs(**kwargs) if len(problems) == start else None
 
@@ -347,6 +361,7 @@ def parse_instance(
         "garp_master_refresh_repeat": s.get("garp_master_refresh_repeat", _REPEAT),
         "vmac_xmit_base": s.get("vmac_xmit_base", boolean),
         "skip_check_adv_addr": s.get("skip_check_adv_addr", boolean),
+        "smtp_alert": s.get("smtp_alert", boolean),
     }
     facts.vmac = s.get("use_vmac", _use_vmac, None)
     peers = s.checked_items("unicast_peer", ip_addr)
@@ -567,12 +582,14 @@ def parse_sync_groups(
             members.append(member)
         notify = {key: s.get(key, text) for key in NOTIFY_KEYS}
         weights = s.get("sync_group_tracking_weight", boolean)
+        alert = s.get("smtp_alert", boolean)
         if len(problems) == start:
             groups[group_name] = SyncGroup(
                 name=group_name,
                 group=tuple(members),
                 sync_group_tracking_weight=weights,
                 **notify,
+                smtp_alert=alert,
             )
     return groups
 

@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from vrrp_agent.config.model import Config
+from vrrp_agent.config.model import Config, smtp_warnings
 from vrrp_agent.script_security import Report
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,9 @@ class Acceptance:
 
     scripts: Report
     lvs: list[tuple[str, str]] = field(default_factory=list)
+    # Alert mail asked for that cannot go (no smtp_server or no recipients):
+    # only told, as keepalived sends nothing then without a word.
+    mail: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
@@ -37,7 +40,8 @@ class Acceptance:
         return self.scripts.lines(path, self.scripts.errors) + self.lvs_lines(path)
 
     def warning_lines(self, path: str) -> list[str]:
-        return self.scripts.lines(path, self.scripts.warnings)
+        mail = [f"{path}: {keypath}: {message}" for keypath, message in self.mail]
+        return self.scripts.lines(path, self.scripts.warnings) + mail
 
     def lvs_lines(self, path: str) -> list[str]:
         return [f"{path}: {keypath}: {message}" for keypath, message in self.lvs]
@@ -56,4 +60,4 @@ def accept(cfg: Config, root: str | os.PathLike[str] = "/") -> Acceptance:
     from vrrp_agent import script_security
     from vrrp_agent.lvs import capabilities
 
-    return Acceptance(script_security.check(cfg), capabilities.check(cfg, root))
+    return Acceptance(script_security.check(cfg), capabilities.check(cfg, root), smtp_warnings(cfg))

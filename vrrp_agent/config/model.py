@@ -132,6 +132,18 @@ def block_keys(cls: type, block: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class SmtpServer:
+    """global_defs.smtp_server: "ADDR [PORT]", an IP address or a host name."""
+
+    host: str
+    port: int = 25
+
+    def __str__(self) -> str:
+        # keepalived's FMT_SMTP_HOST: [host]:port
+        return f"[{self.host}]:{self.port}"
+
+
+@dataclass(frozen=True)
 class GlobalDefs:
     """global_defs: settings of the whole node."""
 
@@ -153,6 +165,20 @@ class GlobalDefs:
     # keepalived's notify_fifo: every transition as one line, for a reader
     # that wants the stream rather than a process per event.
     notify_fifo: str | None = None
+    # keepalived's alert mail (see vrrp_agent/io/smtp_alert.py). Addresses are
+    # kept as keepalived formats them: "addr" or "Display Name <addr>".
+    notification_email: tuple[str, ...] = ()
+    # None: keepalived's default, USER@LOCAL_NAME (the agent's user, the
+    # host's canonical name), found when a mail is sent.
+    notification_email_from: str | None = None
+    smtp_server: SmtpServer | None = None
+    smtp_helo_name: str | None = None  # None: the host's canonical name, as keepalived
+    smtp_connect_timeout: float = 30.0
+    # Defaults for the objects' own smtp_alert (None: unset); see smtp_alert_on.
+    smtp_alert: bool | None = None
+    smtp_alert_vrrp: bool | None = None
+    smtp_alert_checker: bool | None = None
+    no_email_faults: bool = False  # no mail for FAULT transitions
 
 
 @dataclass(frozen=True)
@@ -241,6 +267,7 @@ class Instance:
     vmac_xmit_base: bool = False
     # None = global_defs.vrrp_skip_check_adv_addr (see core.router._check_addresses).
     skip_check_adv_addr: bool | None = None
+    smtp_alert: bool | None = None  # None: global_defs.smtp_alert_vrrp, then smtp_alert
 
     @property
     def family(self) -> int:
@@ -281,6 +308,7 @@ class SyncGroup:
     notify_fault: str | None = None
     notify_stop: str | None = None
     notify: str | None = None
+    smtp_alert: bool | None = None  # None: global_defs.smtp_alert_vrrp, then smtp_alert
 
 
 @dataclass(frozen=True)
@@ -337,6 +365,8 @@ class RealServer:
     port: int
     weight: int = 1
     inhibit_on_failure: bool = False
+    # None: global_defs.smtp_alert_checker, then smtp_alert, else on (keepalived)
+    smtp_alert: bool | None = None
     # read from the one TCP_CHECK / HTTP_GET / SSL_GET / MISC_CHECK block present
     checker: Checker | None = field(default=None, metadata=yaml_keys(*CheckerKind))
 
@@ -361,6 +391,9 @@ class VirtualServer:
     delay_loop: float = 60.0
     persistence_timeout: int = 0
     sorry_server: SorryServer | None = None
+    # Quorum mails (every real server down / one back); None: global_defs.smtp_alert_checker,
+    # then smtp_alert, else off. Not inherited by the real servers (keepalived).
+    smtp_alert: bool | None = None
     real_servers: tuple[RealServer, ...] = ()
 
 
@@ -416,3 +449,79 @@ def skip_check_adv_addr(cfg: Config, inst: Instance) -> bool:
     """
     own = inst.skip_check_adv_addr
     return cfg.global_defs.vrrp_skip_check_adv_addr if own is None else own
+
+
+# --- alert mail: which objects send it ---------------------------------------------
+
+
+def smtp_alert_on(
+    own: bool | None, category: bool | None, global_default: bool | None, fallback: bool
+) -> bool:
+    """keepalived's rule for whether an object sends alert mail: its own
+    smtp_alert, else global_defs.smtp_alert_vrrp (instances and sync groups)
+    or smtp_alert_checker (virtual and real servers), else the global
+    smtp_alert, else `fallback`: off, except for real servers, which
+    keepalived alerts for by default (backwards compatibility).
+    keepalived: vrrp/vrrp.c (instances, sync groups), check/check_data.c
+    (virtual servers, real servers)."""
+    for setting in (own, category, global_default):
+        if setting is not None:
+            return setting
+    return fallback
+
+
+def alerts_instance(g: GlobalDefs, inst: Instance | SyncGroup) -> bool:
+    return smtp_alert_on(inst.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert, False)
+
+
+def alerts_virtual_server(g: GlobalDefs, vs: VirtualServer) -> bool:
+    return smtp_alert_on(vs.smtp_alert, g.smtp_alert_checker, g.smtp_alert, False)
+
+
+def alerts_real_server(g: GlobalDefs, rs: RealServer) -> bool:
+    return smtp_alert_on(rs.smtp_alert, g.smtp_alert_checker, g.smtp_alert, True)
+
+
+def alerting(cfg: Config, *, asked: bool = False) -> list[str]:
+    """The key paths of the objects that would send alert mail, in file order;
+    with `asked`, only those whose configuration says so (not the real servers
+    that alert by keepalived's default alone)."""
+    g = cfg.global_defs
+    out = [f"vrrp_instances.{n}" for n, i in cfg.vrrp_instances.items() if alerts_instance(g, i)]
+    out += [f"vrrp_sync_groups.{n}" for n, s in cfg.vrrp_sync_groups.items()
+            if alerts_instance(g, s)]  # fmt: skip
+    for i, vs in enumerate(cfg.virtual_servers):
+        if alerts_virtual_server(g, vs):
+            out.append(f"virtual_servers[{i}]")
+        for j, rs in enumerate(vs.real_servers):
+            on = smtp_alert_on(rs.smtp_alert, g.smtp_alert_checker, g.smtp_alert, not asked)
+            if rs.checker is not None and on:  # only checked real servers ever change state
+                out.append(f"virtual_servers[{i}].real_servers[{j}]")
+    return out
+
+
+def smtp_warnings(cfg: Config) -> list[tuple[str, str]]:
+    """(key path, message) when alert mail is asked for but cannot be sent.
+
+    keepalived sends nothing then, without a word (core/smtp.c: no
+    notification_email or no smtp_server, no mail); we send nothing either
+    and say so, at validate, start and reload. Only for mail asked for: a
+    virtual server's real servers alert by default, and most configurations
+    without mail have them."""
+    who = alerting(cfg, asked=True)
+    if not who:
+        return []
+    g = cfg.global_defs
+    shown = ", ".join(who[:3]) + (f" and {len(who) - 3} more" if len(who) > 3 else "")
+    out = []
+    for key, missing in (
+        ("smtp_server", g.smtp_server is None),
+        ("notification_email", not g.notification_email),
+    ):
+        if missing:
+            out.append((
+                f"global_defs.{key}",
+                f"not set, so no alert mail is sent (smtp_alert is on for {shown});"
+                " keepalived skips it silently",
+            ))  # fmt: skip
+    return out

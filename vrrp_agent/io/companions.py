@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from vrrp_agent.config import Config
 from vrrp_agent.core.node import ArbiterReading
 from vrrp_agent.io.arbiter import ArbiterProber
-from vrrp_agent.lvs.manager import LvsManager, make_plane
+from vrrp_agent.lvs.manager import LvsManager, RsChange, make_plane
 from vrrp_agent.wire.addresses import IPAddr
 
 log = logging.getLogger(__name__)
@@ -19,9 +19,15 @@ class Companions:
     """The running prober and LVS manager (None when not configured); each
     reports through its callback, which the daemon only records."""
 
-    def __init__(self, on_round: Callable[[], None], on_lvs_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_round: Callable[[], None],
+        on_lvs_change: Callable[[], None],
+        on_rs_change: RsChange | None = None,
+    ) -> None:
         self._on_round = on_round
         self._on_lvs_change = on_lvs_change
+        self._on_rs_change = on_rs_change
         self.arbiter: ArbiterProber | None = None
         self.lvs: LvsManager | None = None
 
@@ -65,6 +71,7 @@ class Companions:
                 cfg.global_defs.script_user,
                 self._on_lvs_change,
                 disabled=disabled,
+                on_rs_change=self._on_rs_change,
             )
             log.info("virtual servers: %d, data plane %s", len(cfg.virtual_servers), plane.name)
             self.lvs.start()

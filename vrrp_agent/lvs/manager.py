@@ -23,6 +23,8 @@ from vrrp_agent.wire.addresses import IPAddr
 log = logging.getLogger(__name__)
 
 RsKey = tuple[int, IPAddr, int]  # (virtual server index, real server ip, port)
+# Told of every checker verdict change: (virtual server, real server, up); the alert mail.
+RsChange = Callable[[VirtualServer, RealServer, bool], None]
 
 
 class DataPlane(Protocol):
@@ -46,6 +48,7 @@ class LvsManager:
         script_user: str,
         on_change: Callable[[], None],
         disabled: frozenset[str] = frozenset(),
+        on_rs_change: RsChange | None = None,
     ) -> None:
         self.servers = tuple(servers)
         # Key paths of MISC_CHECK scripts that failed the security check: they
@@ -54,6 +57,7 @@ class LvsManager:
         self.plane = plane
         self.script_user = script_user
         self._on_change = on_change
+        self._on_rs_change = on_rs_change
         self.checkers: dict[RsKey, RealServerChecker] = {}
         for i, vs in enumerate(self.servers):
             for rs in vs.real_servers:
@@ -69,7 +73,14 @@ class LvsManager:
         j = vs.real_servers.index(rs)
         path = f"virtual_servers[{i}].real_servers[{j}].MISC_CHECK.misc_path"
         why = "insecure (enable_script_security)" if path in self.disabled else None
-        return RealServerChecker(vs, rs, self.script_user, self._on_change, disabled=why)
+
+        def changed() -> None:
+            # Only when the verdict flipped, as keepalived's smtp_alert per checker.
+            if self._on_rs_change is not None:
+                self._on_rs_change(vs, rs, self.checkers[key].up)
+            self._on_change()
+
+        return RealServerChecker(vs, rs, self.script_user, changed, disabled=why)
 
     def start(self) -> None:
         for checker in self.checkers.values():
