@@ -31,11 +31,12 @@ class ReloadPlan:
 def identity(cfg: Config, inst: Instance) -> tuple[object, ...]:
     """Everything that, if changed, makes an instance a different one on reload.
 
-    Not its notify hooks: they are read at each transition, so editing one
-    must not restart the instance (a master would hand its VIPs over)."""
+    Not its notify hooks nor its smtp_alert: they are read at each
+    transition, so editing one must not restart the instance (a master would
+    hand its VIPs over)."""
     return (
         # skip_check_adv_addr as resolved: unset with the global false is false.
-        replace(inst, **dict.fromkeys(HOOK_KEYS), skip_check_adv_addr=None),
+        replace(inst, **dict.fromkeys(HOOK_KEYS), skip_check_adv_addr=None, smtp_alert=None),
         garp_settings(cfg, inst),
         skip_check_adv_addr(cfg, inst),
     )

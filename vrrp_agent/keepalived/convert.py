@@ -36,7 +36,13 @@ KEEPALIVED_GARP_DEFAULTS = {
     "vrrp_garp_interval": 0,
     "vrrp_gna_interval": 0,
 }
-_GLOBAL_FLAGS = ("smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "enable_script_security")
+_GLOBAL_FLAGS = (
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "no_email_faults",
+    "enable_script_security",
+)
 
 VRRP_PRIO_OWNER = 255
 VRRP_PRIO_DFL = 100

@@ -188,7 +188,6 @@ IGNORED: dict[str, dict[str, str]] = {
         "vrrp_check_unicast_src": "the agent always drops unicast adverts from others than"
         " unicast_peer",
         "dynamic_interfaces": "the agent starts with a missing interface too, and tracks it",
-        "no_email_faults": "the agent mails no FAULT of its own making",
         "vrrp_netlink_cmd_rcv_bufs": "the agent sizes its own netlink buffers",
         "vrrp_netlink_cmd_rcv_bufs_force": "the agent sizes its own netlink buffers",
         "vrrp_netlink_monitor_rcv_bufs": "the agent sizes its own netlink buffers",

@@ -57,6 +57,15 @@ def test_notify_hooks_are_read_at_each_transition_so_editing_one_keeps_the_insta
     assert plan.kept == ("VI_1", "VI_2") and plan.gone == ()
 
 
+def test_alert_mail_settings_are_read_at_each_transition_so_editing_them_keeps_the_instance() -> (
+    None
+):
+    new = config({"VI_1": inst(1, smtp_alert=True), "VI_2": inst(2)},
+                 global_defs={"smtp_alert_vrrp": True})  # fmt: skip
+    plan = diff(config(), new)
+    assert plan.kept == ("VI_1", "VI_2") and plan.fresh == ()
+
+
 def test_a_global_garp_setting_restarts_the_instances_it_applies_to() -> None:
     new = config(global_defs={"vrrp_garp_master_repeat": 2})
     assert diff(config(), new).fresh == ("VI_1", "VI_2")

@@ -43,6 +43,7 @@ def test_master_backup_for_each_node(capsys: pytest.CaptureFixture[str]) -> None
         assert g["notification_email_from"] == "keepalived@lb.example.com"
         assert g["smtp_server"] == "192.0.2.25 2525"
         assert g["smtp_connect_timeout"] == 10
+        assert (g["smtp_helo_name"], g["no_email_faults"]) == ("lb.example.com", True)
         assert g["script_user"] == "nobody"
         assert g["enable_script_security"] is True
         assert data["vrrp_scripts"]["chk_nginx"] == {
