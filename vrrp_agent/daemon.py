@@ -19,6 +19,7 @@ from vrrp_agent.config import Config, ConfigError, load
 from vrrp_agent.config.acceptance import accept
 from vrrp_agent.core import node as core
 from vrrp_agent.core.reload import ReloadPlan
+from vrrp_agent.core.tracking import LinkState
 from vrrp_agent.io import control, systemd
 from vrrp_agent.io.companions import Companions
 from vrrp_agent.io.host_reads import TrackFiles, read_link
@@ -221,7 +222,12 @@ class Agent:
         now = self.loop.time()
         # A link the host cannot read now (descriptors short) is left out: no news.
         links = {n: s for n in core.watched_links(self.cfg) if (s := read_link(n)) is not None}
-        self.ports.rebind_all()
+        for name in self.ports.rebind_all():
+            # A vmac made again may have been deleted after `links` was read
+            # (or between two polls): reported up, its instance would stay
+            # MASTER without the VIPs that went with the old interface. It is
+            # gone for this poll (FAULT), up at the next (BACKUP, MASTER).
+            links[name] = LinkState.GONE
         self._run(self.node.links_changed(links, now, self.ports.unbound()))
         changed = self.files.poll(core.watched_files(self.cfg))
         if changed:

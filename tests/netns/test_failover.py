@@ -135,7 +135,15 @@ def test_unicast_mode_ignores_non_peers(lab: Lab) -> None:
     # it is not a listed peer, so n1 and n2 must ignore it.
     lab.agent("n3", uni(250, "10.99.0.3", ["10.99.0.1", "10.99.0.2"]))
     wait_for("n1 master", lambda: lab["n1"].has(VIP), 6)
-    time.sleep(1.5)
+
+    def dropped() -> int:
+        return a2.status()["instances"]["VI_1"]["rx_dropped"].get("not_peer", 0)
+
+    # n3 hears no peer (n1 unicasts to n2 only): master after its own
+    # Master_Down, counted from its start, then an advert per second. A fixed
+    # sleep after n1's start saw one advert when n3 started late (CI: 1 >= 2).
+    wait_for("n2 to drop two adverts from n3", lambda: dropped() >= 2,
+             master_down_interval(3, 250, 1.0) + 2 * 1.0 + 1.0)  # fmt: skip
     s2 = a2.status()["instances"]["VI_1"]
     assert s2["state"] == "BACKUP"
     assert s2["master_ip"] == "10.99.0.1"

@@ -112,7 +112,9 @@ def console(body: str) -> list[tuple[list[str], list[str]]]:
 
 
 README = (REPO / "README.md").read_text()
-BY_HAND = section(README, "Run the agent by hand")
+# The steps themselves: the section's subsections (### ...) document keys,
+# some with fragments of configuration of their own.
+BY_HAND = section(README, "Run the agent by hand").split("\n### ")[0]
 
 
 def check_lines() -> list[tuple[str, list[str]]]:

@@ -107,12 +107,14 @@ class PortSet:
         """VIP -> the interface it is on, for the instances `names`."""
         return {v.ip: v.dev for n in names for v in self.ports[n].vips}
 
-    def rebind_all(self) -> None:
-        # A vmac gone (with its base, or by hand) is made again first; its
-        # socket is then rebound like any interface's.
-        self.vmacs.ensure()
+    def rebind_all(self) -> list[str]:
+        """Rebind every socket whose interface is back under a new index; the
+        vmacs made again first (gone with their base, or by hand), returned:
+        their VIPs went with the old interface."""
+        made = self.vmacs.ensure()
         for (ifname, family), sock in list(self.sockets.items()):
             self._rebind(ifname, family, sock)
+        return made
 
     def _rebind(self, ifname: str, family: int, sock: VrrpSocket) -> None:
         """An interface back under a new index gets a fresh socket, and its
