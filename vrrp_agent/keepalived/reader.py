@@ -103,6 +103,8 @@ class _State:
     open_files: list[str] = field(default_factory=list)
     # A multi-line definition being read: its name.
     continuing: str | None = None
+    # Lines whose expansion was cut off (see _logical).
+    runaway: set[Where] = field(default_factory=set)
 
     def warn(self, where: Where, text: str) -> None:
         self.messages.append(Message(where, text, False))
@@ -238,6 +240,13 @@ def _continue_definition(state: _State, text: str, cont: bool) -> None:
 
 def _logical(state: _State, text: str, where: Where, depth: int) -> Iterator[tuple[str, Where]]:
     """One line through keepalived's @, $, ~ and include handling."""
+    if depth > MAX_EXPANSIONS:
+        # A multi-line parameter whose lines name it again, and the like: said
+        # once for the line, however many branches run into it.
+        if where not in state.runaway:
+            state.runaway.add(where)
+            state.refuse(where, f"parameter expansion does not end: {text[:80]!r}")
+        return
     for _ in range(MAX_EXPANSIONS):
         if text.startswith("@"):
             kept = _conditional(state, text)

@@ -252,6 +252,9 @@ def test_a_huge_seq_is_refused_within_bounds(tmp_path: Path) -> None:
 def test_a_self_referencing_parameter_is_refused(tmp_path: Path) -> None:
     _, msgs = parsed(tmp_path, "$A=x $A\ny $A\n")
     assert len(msgs) == 1 and "does not end" in msgs[0] and ":2: error:" in msgs[0]
+    # A multi-line one whose own lines name it: each expansion yields another.
+    _, msgs = parsed(tmp_path, "$B=a \\\n$B\n$B\n")
+    assert len(msgs) == 1 and "does not end" in msgs[0] and ":3: error:" in msgs[0]
 
 
 @pytest.mark.parametrize(
