@@ -79,6 +79,8 @@ def import_file(source: str, output: str | None, config_id: str | None) -> int:
         print(f"{source}:1: error: the import failed unexpectedly: {type(err).__name__}: {err}",
               file=sys.stderr)  # fmt: skip
         return 2
+    # One line repeated by a parameter or ~SEQ says the same thing each time.
+    messages = list(dict.fromkeys(messages))
     say(messages, sys.stderr)
     if any(m.refused for m in messages):
         return 2  # nothing written: the errors above say why

@@ -63,3 +63,17 @@ def test_broken_files_end_in_messages_not_tracebacks(
             assert out == ""
             assert any(": error: " in line for line in err.splitlines())
     assert 2 in exits  # the mutations did break something
+
+
+def test_a_line_repeated_by_expansion_is_said_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "k.conf"
+    f.write_text("$B=a \\\n$B\n$B\n")  # B's second line names B: refused
+    assert main(["import-keepalived", str(f)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{f}:3: error: parameter expansion does not end: 'a'",
+        f"{f}:3: warning: a: not a keepalived keyword in the top level; keepalived ignores"
+        " it too ('Unknown keyword'), and so does the import",
+    ]
