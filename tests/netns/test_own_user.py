@@ -107,8 +107,10 @@ before = open("/proc/self/status").read()
 privileges.drop_ambient()
 after = open("/proc/self/status").read()
 ran = tool.run_tool(["sh", "-c", "id -u; grep -E '^Cap(Eff|Amb):' /proc/self/status"])
+# nft -j -f - opens /dev/stdin again: it must be open to root without DAC_OVERRIDE.
+nft = tool.run_tool(["nft", "-j", "-f", "-"], '{"nftables": [{"list": {"tables": {}}}]}')
 print(json.dumps({"switch": privileges.can_switch_user(), "before": before, "after": after,
-                  "tool": ran}))
+                  "tool": ran, "nft": nft}))
 """
 
 
@@ -128,4 +130,7 @@ def test_tools_run_as_root_within_the_capability_bound() -> None:
     assert uid == "0"  # nft and ip run as root...
     tool = proc_status("\n".join(caps))
     assert int(tool["CapEff"], 16) == CAP_MASK  # ...with the unit's bound, no more
+    # The LVS plane's JSON ruleset reached nft (before: "Could not open file
+    # /dev/stdin: Permission denied", the rules never applied; molecule lvs_nginx).
+    assert json.loads(got["nft"])["nftables"][0]["metainfo"]
     assert int(tool["CapAmb"], 16) == 0
