@@ -36,6 +36,20 @@ KEEPALIVED_GARP_DEFAULTS = {
     "vrrp_garp_interval": 0,
     "vrrp_gna_interval": 0,
 }
+CHECKERS = ("TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK")
+
+
+def _inherit(rs: dict[str, Any], inherit: dict[str, Any]) -> None:
+    """A virtual or real server's connect_timeout, retry and delay_before_retry
+    into the real server's checker, where it sets none (MISC_CHECK has no
+    connect_timeout)."""
+    for kind in CHECKERS:
+        if kind in rs:
+            for key, value in inherit.items():
+                if value is not None and not (kind == "MISC_CHECK" and key == "connect_timeout"):
+                    rs[kind].setdefault(key, value)
+
+
 _GLOBAL_FLAGS = (
     "smtp_alert",
     "smtp_alert_vrrp",
@@ -831,13 +845,7 @@ class _Converter:
             vs["lb_algo"] = "wlc"
         vs.setdefault("lb_kind", "NAT")
         for rs in reals:
-            for kind in ("TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK"):
-                if kind in rs:
-                    for key, value in inherit.items():
-                        if value is not None and not (
-                            kind == "MISC_CHECK" and key == "connect_timeout"
-                        ):
-                            rs[kind].setdefault(key, value)
+            _inherit(rs, inherit)
         vs["real_servers"] = reals
         self.virtual_servers.append(vs)
         self.note(f"virtual_servers[{len(self.virtual_servers) - 1}]", node.where)
@@ -861,7 +869,7 @@ class _Converter:
                     rs[k] = n
             elif k == "inhibit_on_failure":
                 rs[k] = True
-            elif k in ("TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK"):
+            elif k in CHECKERS:
                 checkers.append(item)
                 rs[k] = self.checker(item)
             elif k in ("connect_timeout", "retry", "nb_get_retry", "delay_before_retry"):
@@ -875,13 +883,7 @@ class _Converter:
                 self.unknown(item, "real_server")
         if len(checkers) > 1:
             self.unsupported(checkers[1], REFUSED["real_server"]["second checker"])
-        for kind in ("TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK"):
-            if kind in rs:
-                for key, value in inherit.items():
-                    if value is not None and not (
-                        kind == "MISC_CHECK" and key == "connect_timeout"
-                    ):
-                        rs[kind].setdefault(key, value)
+        _inherit(rs, inherit)
         return rs
 
     def checker(self, node: Node) -> dict[str, Any]:
