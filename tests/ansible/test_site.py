@@ -82,7 +82,11 @@ def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) ->
     for j, vi in enumerate(sorted(first)):
         a, b = first[vi], second[vi]
         assert a["virtual_router_id"] == b["virtual_router_id"] == 51 + j
-        assert a["virtual_ipaddress"] == [vips[j]]
+        if inv["all"]["vars"].get("vrrp_vip_routing", "none") != "none":
+            # Announced by FRR from lo, as a host route (test_routed_vips_render_frr).
+            assert a["virtual_ipaddress"] == [vips[j].split("/")[0] + "/32 dev lo"]
+        else:
+            assert a["virtual_ipaddress"] == [vips[j]]
         # dual_master: node j masters VIP j; otherwise the first node masters all.
         master_is_first = topology != "dual_master" or j == 0
         hi, lo = (a, b) if master_is_first else (b, a)
@@ -117,6 +121,37 @@ def test_examples_render_configs_the_agent_accepts(name: str, tmp_path: Path) ->
         # Without preemption a lower priority moves nothing: a failing check must mean FAULT.
         expected_weight = 0 if inv["all"]["vars"].get("vrrp_nopreempt") else -60
         assert cfg["vrrp_scripts"]["chk_http"]["weight"] == expected_weight
+
+
+@pytest.mark.parametrize("protocol", ["ospf", "bgp"])
+def test_routed_vips_render_frr_announcing_only_the_vips(protocol: str, tmp_path: Path) -> None:
+    inv = example("cross_subnet")
+    hosts = inv["all"]["children"]["vrrp_nodes"]["hosts"]
+    if protocol == "bgp":
+        inv["all"]["vars"].update(vrrp_vip_routing="bgp", vrrp_vip_routing_bgp_asn=65001)
+        # Each rack's node peers with its own router.
+        hosts["lb1"]["vrrp_vip_routing_bgp_peers"] = [{"address": "10.1.1.1", "asn": 65000}]
+        hosts["lb2"]["vrrp_vip_routing_bgp_peers"] = [{"address": "10.1.2.1", "asn": 65000}]
+    render(inv, tmp_path)
+    conf = (tmp_path / "out" / "lb2" / "frr.conf").read_text()
+    lines = [line.strip() for line in conf.splitlines()]
+    assert [x for x in lines if x.startswith("ip prefix-list")] == [
+        "ip prefix-list VRRP_VIPS seq 5 permit 10.1.255.1/32"
+    ]
+    assert "redistribute connected route-map VRRP_VIPS" in lines
+    assert "detect-multiplier 3" in lines and "transmit-interval 300" in lines
+    if protocol == "ospf":
+        assert "ospf router-id 10.1.2.11" in lines  # the node's own address, never the VIP
+        assert "ip ospf area 0.0.0.0" in lines and "ip ospf dead-interval 3" in lines
+        assert "ip ospf bfd profile VRRP_VIPS" in lines
+        assert not any(x.startswith("router bgp") for x in lines)
+    else:
+        assert "router bgp 65001" in lines and "bgp router-id 10.1.2.11" in lines
+        assert "neighbor 10.1.2.1 remote-as 65000" in lines
+        assert "neighbor 10.1.2.1 timers 1 3" in lines
+        assert "neighbor 10.1.2.1 bfd profile VRRP_VIPS" in lines
+        assert "neighbor 10.1.2.1 route-map VRRP_VIPS out" in lines
+        assert "neighbor 10.1.1.1 remote-as 65000" not in lines
 
 
 @pytest.mark.parametrize(
@@ -179,6 +214,16 @@ BAD = {
         lambda inv: _dual(inv, vrrp_dual_master_mode="exclusive", vrrp_check_weight=-30),
         "vrrp_check_weight: -30 does not take VI_1's master lb1 (150) below its peer (100), so a failing check would swap nothing; exclusive dual-master needs a weight below -50 (host lb2)",
     ),
+    "bgp without an AS number": (
+        lambda inv: inv["all"]["vars"].update(
+            vrrp_vips=["10.1.255.1"], vrrp_vip_routing="bgp",
+            vrrp_vip_routing_bgp_peers=[{"address": "10.1.1.1", "asn": 65000}]),
+        "vrrp_vip_routing_bgp_asn: vrrp_vip_routing: bgp needs this node's AS number (1..4294967295), got 0 (host lb1)",
+    ),
+    "routed VIP with a prefix": (
+        lambda inv: inv["all"]["vars"].update(vrrp_vip_routing="ospf", vrrp_vip_routing_ospf_area="0"),
+        "vrrp_vips[0]: 192.0.2.100/24: a routed VIP is announced as a host route; write 192.0.2.100 or 192.0.2.100/32 (host lb2)",
+    ),
     "arbiter not an address": (
         lambda inv: inv["all"]["vars"].update(vrrp_arbiter_ips=["192.0.2.1", "192.0.2.0/24"]),
         "vrrp_arbiter_ips[1]: '192.0.2.0/24' is not an IP address (ADDR, no prefix) (host lb1)",
@@ -217,6 +262,10 @@ SPEC_BAD = {
     "unknown LVS checker": (
         lambda inv: inv["all"]["vars"].update(vrrp_lvs_check="SSL_GET"),
         "value of vrrp_lvs_check must be one of: HTTP_GET, TCP_CHECK, got: SSL_GET",
+    ),
+    "unknown routing protocol": (
+        lambda inv: inv["all"]["vars"].update(vrrp_vip_routing="isis"),
+        "value of vrrp_vip_routing must be one of: none, ospf, bgp, got: isis",
     ),
     "nopreempt not a boolean": (
         lambda inv: inv["all"]["vars"].update(vrrp_nopreempt="maybe"),

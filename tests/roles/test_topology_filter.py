@@ -25,6 +25,7 @@ def settings(**kw: object) -> dict:
     s["check_weight"] = -60
     s["vips"] = ["192.0.2.100/24"]
     s["host_interfaces"] = ["lo", "eth0"]
+    s["vip_routing_router_id"] = ""  # a host override, without a default
     s.update(kw)
     return s
 
@@ -40,6 +41,7 @@ def nodes(n: int = 2, **overrides: dict) -> list[dict]:
             "state": None,
             "master_of": None,
             "unicast_src_ip": None,
+            "network": "192.0.2.0/24",
         }
         node.update(overrides.get(name, {}))
         out.append(node)
