@@ -17,9 +17,10 @@ from functools import cache
 
 import testinfra
 
+from labkit import podman as lab_podman
+from labkit import vips as lab_vips
 from labkit.podman import freeze, podman, thaw
 from labkit.poll import wait_for
-from labkit.vips import held, holders
 from vrrp_agent.core.timers import master_down_interval, skew_time
 
 NODES = ("node1", "node2")
@@ -33,6 +34,53 @@ PRIO_MASTER, PRIO_BACKUP = 150, 100  # vrrp_priority_top, top - vrrp_priority_st
 MARGIN = 0.8
 NETWORK = "vrrp-molecule"
 NODE_IP = {"node1": "10.89.90.11", "node2": "10.89.90.12", "client": "10.89.90.50"}
+# A scenario whose lab differs sets these from its conftest.py (cross_subnet: a
+# network per node, the VIP on lo, announced to a router container).
+NODE_NETWORK: dict[str, str] = {}  # node -> its network (default NETWORK)
+NODE_GATEWAY: dict[str, str] = {}  # node -> the default route to restore on reconnect
+VIP_DEV = "eth0"  # where the nodes hold the VIPs
+ROUTER: str | None = None  # the container whose routes to the VIPs follow the holder
+# How long after a VIP is added (or removed) the router's route follows: the
+# routing protocol's own delays, which a scenario with a router sets.
+ROUTE_BOUND = 0.0
+
+
+# After a freeze the router had declared the node dead, and a thawed node keeps
+# its VIP: the route comes back once the adjacency (OSPF) or session (BGP) is
+# up again, which the scenario bounds; 0 elsewhere.
+ROUTE_REJOIN_BOUND = 0.0
+
+
+def route_back_bound(drill: str) -> float:
+    """What the router adds to a drill's failback bound."""
+    return ROUTE_REJOIN_BOUND if drill == "frozen" else ROUTE_BOUND
+
+
+def vip_addresses(node: str) -> set[str] | None:
+    return lab_podman.addresses(node, VIP_DEV)
+
+
+def holders(vip: str, nodes: Sequence[str]) -> list[str]:
+    return lab_vips.holders(vip, nodes, vip_addresses)
+
+
+def held(vips: Sequence[str], nodes: Sequence[str]) -> dict[str, list[str]]:
+    return lab_vips.held(vips, nodes, vip_addresses)
+
+
+def route_via(vip: str) -> set[str]:
+    """The next hops of ROUTER's kernel route to `vip` (empty: none), from
+    `ip -j route`: what the router forwards by, not what its daemons believe."""
+    assert ROUTER is not None
+    r = lab_podman.run(ROUTER, "ip", "-j", "route", "show", "exact", f"{vip}/32")
+    if r.returncode != 0:
+        return set()
+    hops = set()
+    for route in json.loads(r.stdout or "[]"):
+        if "gateway" in route:
+            hops.add(route["gateway"])
+        hops.update(h["gateway"] for h in route.get("nexthops", []) if "gateway" in h)
+    return hops
 
 
 @cache
@@ -113,12 +161,17 @@ def _systemctl(action: str, unit: str) -> Callable[[str], None]:
 
 
 def _disconnect(node: str) -> None:
-    podman("network", "disconnect", NETWORK, node)
+    podman("network", "disconnect", NODE_NETWORK.get(node, NETWORK), node)
 
 
 def _reconnect(node: str) -> None:
     # The same address as before, or the other node's unicast_peer would be wrong.
-    podman("network", "connect", "--ip", NODE_IP[node], NETWORK, node)
+    podman("network", "connect", "--ip", NODE_IP[node], NODE_NETWORK.get(node, NETWORK), node)
+    if node in NODE_GATEWAY:
+        # The route went with the old interface, as a pulled cable's would not:
+        # put back what the host's network configuration would.
+        r = host(node).run(f"ip route replace default via {NODE_GATEWAY[node]}")
+        assert r.rc == 0, r.stderr
 
 
 DRILLS = {

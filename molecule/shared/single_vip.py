@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import time
 
+import drills
 import pytest
-from drills import DRILLS, NODE_IP, NODES, PRIO_BACKUP, agent_status, host, make_master, page
+from drills import (
+    DRILLS,
+    NODE_IP,
+    NODES,
+    PRIO_BACKUP,
+    agent_status,
+    holders,
+    host,
+    make_master,
+    page,
+)
 
 from labkit.podman import Probe
 from labkit.poll import wait_for
-from labkit.vips import holders
 
 VIP = "10.89.90.100"
 
@@ -45,7 +55,8 @@ def test_exactly_one_node_holds_the_vip_and_it_is_node1(preempt: bool) -> None:
             make_master(VIP, "node1", "node2")
     wait_for("node1 to hold the VIP", lambda: holders(VIP, NODES) == ["node1"], 10)
     st = agent_status("node2")["instances"]["VI_1"]
-    assert (st["state"], st["master_ip"], st["master_priority"]) == ("BACKUP", "10.89.90.11", 150)
+    want = ("BACKUP", NODE_IP["node1"], 150)
+    assert (st["state"], st["master_ip"], st["master_priority"]) == want
     assert st["rx_dropped"] == {}
     assert page(VIP) == "Hello from node1"
 
@@ -55,6 +66,7 @@ def test_failover_then_failback_or_not(name: str, preempt: bool) -> None:
     drill = DRILLS[name]
     make_master(VIP, "node1", "node2")
     probe = Probe.start(VIP, drill.failover_bound + drill.failback_bound + 6)
+    broken = time.monotonic()
     drill.breaks("node1")
     try:
         took = wait_for(
@@ -64,6 +76,7 @@ def test_failover_then_failback_or_not(name: str, preempt: bool) -> None:
         )
         print(f"\n{name}: VIP on node2 after {took:.2f}s (bound {drill.failover_bound:.2f}s)")
         assert took <= drill.failover_bound
+        _route_follows(name, "node2", broken, drill.failover_bound + drills.ROUTE_BOUND)
         wait_for("the client to reach node2", lambda: page(VIP) == "Hello from node2", 3)
         # Healing at once would leave the probe (0.3 s timeouts) one or two tries
         # at node2 (see below); hold the break until the probe was served by it.
@@ -74,6 +87,7 @@ def test_failover_then_failback_or_not(name: str, preempt: bool) -> None:
             0.1,
         )
     finally:
+        healed = time.monotonic()
         drill.heals("node1")
     # A frozen master never left MASTER in its own eyes: thawed, it advertises 150
     # and the RFC makes the lower-priority master yield, nopreempt or not.
@@ -85,6 +99,7 @@ def test_failover_then_failback_or_not(name: str, preempt: bool) -> None:
         )
         print(f"{name}: VIP back on node1 after {back:.2f}s (bound {drill.failback_bound:.2f}s)")
         assert back <= drill.failback_bound
+        _route_follows(name, "node1", healed, drill.failback_bound + drills.route_back_bound(name))
     else:
         deadline = time.monotonic() + drill.failback_bound + 2
         while time.monotonic() < deadline:
@@ -109,4 +124,20 @@ def test_failover_then_failback_or_not(name: str, preempt: bool) -> None:
     # lasts until the probe has been served by node2 (above), and who answered
     # is asserted again.
     assert "Hello from node2" in answered
-    assert downtime <= drill.failover_bound + 1.0  # + the client's own ARP/TCP retry
+    # + the client's own ARP/TCP retry; with a router, + its routes following
+    # (and after a freeze, the routing adjacency forming again: route_back_bound)
+    reroute = max(drills.ROUTE_BOUND, drills.route_back_bound(name))
+    assert downtime <= drill.failover_bound + 1.0 + reroute
+
+
+def _route_follows(name: str, node: str, since: float, bound: float) -> None:
+    """With a router in the lab: its route to the VIP goes via `node` only,
+    within `bound` seconds of `since` (the break, or the heal)."""
+    if drills.ROUTER is None:
+        return
+    want = {NODE_IP[node]}
+    wait_for(f"the router's route to {VIP} via {node}", lambda: drills.route_via(VIP) == want,
+             bound + 5, 0.1)  # fmt: skip
+    took = time.monotonic() - since
+    print(f"{name}: the router's route via {node} after {took:.2f}s (bound {bound:.2f}s)")
+    assert took <= bound
