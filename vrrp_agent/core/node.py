@@ -54,6 +54,17 @@ log = logging.getLogger(__name__)
 VRRP_TTL = 255
 
 
+def ttl_ok(inst: Instance, src: IPAddr, ttl: int) -> bool:
+    """keepalived's rule (vrrp.c: "MUST verify that the IPv4 TTL/IPv6 HL is 255
+    (but not if unicast)"): multicast adverts arrive with 255 exactly; unicast
+    ones may have crossed routers, and are checked only against the sending
+    peer's min_ttl..max_ttl when it has one."""
+    if not inst.unicast:
+        return ttl == VRRP_TTL
+    bounds = inst.unicast_peer_ttl.get(src)
+    return bounds is None or bounds[0] <= ttl <= bounds[1]
+
+
 # ------------------------------------------------------------------- actions
 
 
@@ -300,16 +311,16 @@ class Node:
             self.rx_dropped["unknown_vrid"] += 1
             return
         router = self.routers[name]
-        if ttl != VRRP_TTL:
+        inst = self.config.vrrp_instances[name]
+        if not ttl_ok(inst, src, ttl):
             router.drop("ttl")
             return
-        inst = self.config.vrrp_instances[name]
         try:
             adv = decode(payload, src=src, dst=dst, pseudo_header=inst.v3_checksum_pseudo_header)
         except DecodeError as err:
             router.drop(err.reason)
             return
-        self._exec(name, router.receive(adv, src, now))
+        self._exec(name, router.receive(adv, src, now, ttl))
 
     def drop(self, reason: str) -> None:
         """A packet that could not even be read as one of ours."""
@@ -616,7 +627,10 @@ class Node:
             "version": r.params.version,
             "advert_int": r.params.advert_int,
             "source_ip": str(r.params.local_ip),
+            # unicast (maybe without any peer: `unicast_peer: []`) or multicast
+            "unicast": inst.unicast,
             "unicast_peer": [str(p) for p in inst.unicast_peer],
+            **self._peer_ttl_status(inst),
             "virtual_ipaddress": [str(v.address) for v in inst.virtual_ipaddress],
             "holds_vips": name in self.holding,
             # Each configured VIP as the last add found it: "present" while
@@ -644,9 +658,19 @@ class Node:
                 "rx_address_mismatch": st.rx_address_mismatch,
                 "address_list_mismatch": st.rx_address_mismatch,
                 "tx_errors": st.tx_errors,
+                # TTL / hop limit of the last advert accepted: 255 minus the
+                # routers it crossed (None: none accepted yet)
+                "last_rx_ttl": st.last_rx_ttl,
             },
             "rx_dropped": dict(st.rx_dropped),
         }
+
+    @staticmethod
+    def _peer_ttl_status(inst: Instance) -> dict[str, object]:
+        if not inst.unicast_peer_ttl:
+            return {}
+        ranges = {str(p): list(r) for p, r in inst.unicast_peer_ttl.items()}
+        return {"unicast_peer_ttl": ranges}
 
     def _vip_presence(self, name: str, inst: Instance) -> dict[str, str]:
         errors = self.vip_errors.get(name, {})

@@ -74,6 +74,7 @@ def router_params(cfg: Config, inst: Instance, local_ip: IPAddr) -> RouterParams
         auth_type=AUTH_PASS if inst.auth_type == "PASS" else AUTH_NONE,
         auth_data=(inst.auth_pass or "").encode(),
         unicast_peers=frozenset(inst.unicast_peer),
+        unicast_no_peer=inst.unicast_no_peer,
         garp_master_delay=garp.master_delay,
         garp_master_repeat=garp.master_repeat,
         garp_master_refresh=garp.master_refresh,
@@ -101,8 +102,14 @@ class InstancePort:
         self._read_links()
         self.router = Router(router_params(cfg, inst, self.local_ip))
         self.garp_interval = garp_settings(cfg, inst).interval
-        self.destinations: tuple[IPAddr, ...] = inst.unicast_peer or (
-            (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
+        # Unicast without peers has no destination at all (the router sends
+        # nothing then, see RouterParams.unicast_no_peer).
+        self.destinations: tuple[IPAddr, ...] = (
+            inst.unicast_peer if inst.unicast else (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
+        )
+        # keepalived's unicast_ttl; multicast adverts keep 255 (the socket's own)
+        self.send_ttl: int | None = (
+            inst.unicast_ttl if inst.unicast and inst.unicast_ttl != 255 else None
         )
         self._announcing: asyncio.Task[None] | None = None
         # The last failure logged per VIP, so a retried failure logs once.
@@ -185,7 +192,7 @@ class InstancePort:
         for dst in self.destinations:
             payload = encode(action.advert, src=self.local_ip, dst=dst, pseudo_header=pseudo)
             try:
-                self.sock.send(payload, self.local_ip, dst)
+                self.sock.send(payload, self.local_ip, dst, self.send_ttl)
             except OSError as err:
                 # A down link must not kill the agent; the next interval tries again.
                 self.router.stats.tx_errors += 1
