@@ -636,6 +636,9 @@ class Node:
             # Each configured VIP as the last add found it: "present" while
             # held, "configured, not present: <why>" when the add failed.
             "vips": self._vip_presence(name, inst),
+            # Each virtual route, in keepalived's syntax: present while the VIPs
+            # are held and its add succeeded (error: why it did not).
+            "virtual_routes": self._route_presence(name, inst),
             "preempt": r.params.preempt,
             "preempt_delay": r.params.preempt_delay,
             "accept": inst.accept,
@@ -682,6 +685,16 @@ class Node:
             else:
                 out[key] = "present" if name in self.holding else "not held"
         return out
+
+    def _route_presence(self, name: str, inst: Instance) -> list[dict[str, object]]:
+        errors = self.vip_errors.get(name, {})
+        # MASTER, not `holding`: one failing route un-holds the instance, the
+        # other routes are in the kernel all the same.
+        held = self.routers[name].state is State.MASTER
+        return [
+            {"route": str(r), "present": held and str(r) not in errors, "error": errors.get(str(r))}
+            for r in inst.virtual_routes
+        ]
 
     def _coordination_status(self, name: str, now: float) -> dict[str, object]:
         """A gated instance's pending claim and, for an exclusive pair, whether
