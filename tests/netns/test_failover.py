@@ -209,6 +209,24 @@ def test_unicast_across_a_router_elects_one_master_unless_min_ttl_says_255(lab: 
     assert a1.state() == "MASTER"  # n2's priority is lower: n1 stays
 
 
+def test_unicast_without_peers_is_master_alone_and_sends_nothing(lab: Lab) -> None:
+    """Anycast: `unicast_peer: []` written out is unicast to nobody; the node is
+    master after Master_Down and nothing goes on the wire (nor is counted)."""
+    alone = conf(100, advert_int=0.5, unicast_src_ip="10.99.0.1", unicast_peer=[])
+    a1 = lab.agent("n1", alone)
+    # n2 runs the same VRID in multicast: n1 must not listen to it.
+    a2 = lab.agent("n2", conf(200, advert_int=0.5))
+    wait_for("n1 master alone", lambda: a1.state() == "MASTER",
+             master_down_interval(3, 100, 0.5) + 1)  # fmt: skip
+    wait_for("n2 master too", lambda: a2.state() == "MASTER", master_down_interval(3, 200, 0.5) + 1)
+    time.sleep(1.0)
+    s1 = a1.status()["instances"]["VI_1"]
+    assert (s1["unicast"], s1["unicast_peer"]) == (True, [])
+    assert s1["stats"]["adverts_sent"] == 0 and s1["stats"]["tx_errors"] == 0
+    assert a2.status()["instances"]["VI_1"]["stats"]["adverts_received"] == 0
+    assert s1["state"] == "MASTER" and lab["n1"].has(VIP)
+
+
 def test_ipv6_election_and_failover(lab: Lab) -> None:
     vip6 = "fd99::100"
     c = {"virtual_ipaddress": [f"{vip6}/64"]}
