@@ -32,7 +32,7 @@ def _ttl_range(min_ttl: int | None, max_ttl: int | None) -> TtlRange | None:
     return lo, hi
 
 
-def _peer_from_string(item: str) -> tuple[IPAddr, TtlRange | None]:
+def peer_from_string(item: str) -> tuple[IPAddr, TtlRange | None]:
     # keepalived's syntax: "ADDR [min_ttl N] [max_ttl N]"
     words = item.split()
     if not words:
@@ -73,7 +73,7 @@ def parse_peers(s: Section) -> list[tuple[str, IPAddr, TtlRange | None]]:
                     continue
                 out.append((keypath, address, _ttl_range(lo, hi)))
             elif isinstance(item, str):
-                out.append((keypath, *_peer_from_string(item)))
+                out.append((keypath, *peer_from_string(item)))
             else:
                 raise Invalid(
                     f"expected 'ADDR [min_ttl N] [max_ttl N]' or a mapping, got {describe(item)}"
@@ -190,6 +190,11 @@ def _route(values: dict[str, Any]) -> VirtualRoute:
     if route.type is None and route.via is None and route.dev is None:
         raise Invalid("a route needs via GW or dev IF (or a type: " + ", ".join(ROUTE_TYPES) + ")")
     return route
+
+
+def route_from_string(item: str) -> VirtualRoute:
+    """One route in keepalived's syntax, checked; raises Invalid."""
+    return _route(_route_from_string(item))
 
 
 def parse_routes(s: Section) -> list[tuple[str, VirtualRoute]]:
