@@ -169,9 +169,12 @@ def watched_links(cfg: Config) -> set[str]:
 
 
 def vip_devices(inst: Instance) -> set[str]:
-    """The other devices than its own interface that an instance's VIPs live on."""
+    """The other devices than its own interface that an instance's VIPs (and
+    virtual routes) live on: a change there re-adds them (`Router.vips_lost`);
+    the kernel takes a device's routes with it when it goes."""
     vips = (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
-    return {v.dev for v in vips if v.dev is not None and v.dev != inst.interface}
+    devs = {v.dev for v in vips} | {r.dev for r in inst.virtual_routes}
+    return {d for d in devs if d is not None and d != inst.interface}
 
 
 def watched_files(cfg: Config) -> set[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
-from vrrp_agent.core import RemoveVips, SendAdvert, State
-from vrrp_agent.core.node import TrackingInputs
-from vrrp_agent.core.tracking import ScriptState
+from vrrp_agent.core import AddVips, RemoveVips, SendAdvert, State
+from vrrp_agent.core.node import TrackingInputs, watched_links
+from vrrp_agent.core.tracking import LinkState, ScriptState
 from vrrp_agent.wire import MCAST_V4, encode
 
 from .test_node import config, inst, router_actions, started, to_master
@@ -97,3 +97,13 @@ def test_unicast_without_peers_faults_on_a_weight_zero_script_and_rises_back() -
     assert r.state is State.BACKUP
     node.on_timer(12.0 + r.master_down + 0.01)
     assert r.state is State.MASTER
+
+
+def test_a_virtual_routes_device_is_watched_like_a_vips() -> None:
+    routes = ["10.9.0.0/16 via 10.0.0.254 dev eth2", "blackhole 10.8.0.0/16"]
+    cfg = config({"VI_1": inst(1, virtual_routes=routes)})
+    assert watched_links(cfg) == {"eth0", "eth2"}
+    node, _ = started(cfg)
+    to_master(node)
+    out = node.links_changed({"eth2": LinkState.GONE}, 11.0)
+    assert [a for a in router_actions(out) if isinstance(a, AddVips)]
