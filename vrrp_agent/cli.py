@@ -209,6 +209,9 @@ def _table(answer: dict[str, object]) -> str:
         for vip, presence in (st.get("vips") or {}).items():
             if presence.startswith("configured, not present"):
                 extra.append(f"{name}: {vip} {presence}")
+        for route in st.get("virtual_routes") or []:
+            if route.get("error"):
+                extra.append(f"{name}: route {route['route']} not present: {route['error']}")
     groups = answer.get("vrrp_sync_groups") or {}
     if groups:
         extra.append("sync groups: " + ", ".join(f"{g} {s}" for g, s in groups.items()))

@@ -154,6 +154,79 @@ def test_unicast_mode_ignores_non_peers(lab: Lab) -> None:
     assert took <= master_down_interval(3, 100, 1.0) + MARGIN
 
 
+def route_between_two_subnets(lab: Lab) -> None:
+    """n2 moves to 10.99.5.0/24 on the same bridge and n3 routes between the
+    two subnets: n1's packets to n2 cross one router (TTL 255 -> 254)."""
+    n1, n2, n3 = lab["n1"], lab["n2"], lab["n3"]
+    n2.run("ip", "addr", "del", "10.99.0.2/24", "dev", "eth0")
+    n2.run("ip", "addr", "add", "10.99.5.2/24", "dev", "eth0")
+    n3.run("ip", "addr", "add", "10.99.5.3/24", "dev", "eth0")
+    n3.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    # In and out of the same port: no redirects, or the hosts would learn to skip n3.
+    for key in ("all", "eth0"):
+        n3.run("sysctl", "-qw", f"net.ipv4.conf.{key}.send_redirects=0")
+        for h in (n1, n2):
+            h.run("sysctl", "-qw", f"net.ipv4.conf.{key}.accept_redirects=0")
+    n1.run("ip", "route", "add", "10.99.5.0/24", "via", "10.99.0.3")
+    n2.run("ip", "route", "add", "10.99.0.0/24", "via", "10.99.5.3")
+
+
+def test_unicast_across_a_router_elects_one_master_unless_min_ttl_says_255(lab: Lab) -> None:
+    """keepalived's rule: unicast adverts may have crossed routers (any TTL),
+    unless the peer's min_ttl/max_ttl says otherwise. Before it, both were master."""
+    route_between_two_subnets(lab)
+    vip = "10.99.9.100"  # the routed-VIP shape: a /32 on lo
+    kw = {"advert_int": 0.5, "virtual_ipaddress": [f"{vip}/32 dev lo"]}
+    a1 = lab.agent("n1", conf(200, unicast_src_ip="10.99.0.1", unicast_peer=["10.99.5.2"], **kw))
+    a2 = lab.agent("n2", conf(100, unicast_src_ip="10.99.5.2", unicast_peer=["10.99.0.1"], **kw))
+    wait_for("n1 master", lambda: lab["n1"].has(vip, "lo"), master_down_interval(3, 200, 0.5) + 2)
+    wait_for("n2 to hear n1 across the router",
+             lambda: a2.status()["instances"]["VI_1"]["master_ip"] == "10.99.0.1", 3)  # fmt: skip
+    time.sleep(1.0)  # a few more adverts: nobody flaps
+    s2 = a2.status()["instances"]["VI_1"]
+    assert (a1.state(), s2["state"]) == ("MASTER", "BACKUP")
+    assert not lab["n2"].has(vip, "lo")
+    assert s2["stats"]["last_rx_ttl"] == 254, s2["stats"]
+    assert s2["rx_dropped"] == {}
+    # The same peer held to TTL 255: n2 drops n1's adverts and claims the VIP
+    # too; its own adverts go out with unicast_ttl 64 and reach n1 with 63.
+    a2.stop()
+    peer = ["10.99.0.1 min_ttl 255"]
+    a2 = lab.agent("n2", conf(100, unicast_src_ip="10.99.5.2", unicast_peer=peer,
+                              unicast_ttl=64, **kw))  # fmt: skip
+
+    def dropped() -> int:
+        return a2.status()["instances"]["VI_1"]["rx_dropped"].get("ttl", 0)
+
+    wait_for("n2 to drop n1's adverts for their TTL", lambda: dropped() >= 2, 3)
+    wait_for("n2 master as well", lambda: a2.state() == "MASTER",
+             master_down_interval(3, 100, 0.5) + 1)  # fmt: skip
+    s2 = a2.status()["instances"]["VI_1"]
+    assert s2["unicast_peer_ttl"] == {"10.99.0.1": [255, 255]}
+    assert s2["unicast_peer"] == ["10.99.0.1"]
+    wait_for("n1 to hear n2's TTL-64 adverts",
+             lambda: a1.status()["instances"]["VI_1"]["stats"]["last_rx_ttl"] == 63, 2)  # fmt: skip
+    assert a1.state() == "MASTER"  # n2's priority is lower: n1 stays
+
+
+def test_unicast_without_peers_is_master_alone_and_sends_nothing(lab: Lab) -> None:
+    """Anycast: `unicast_peer: []` written out is unicast to nobody; the node is
+    master after Master_Down and nothing goes on the wire (nor is counted)."""
+    alone = conf(100, advert_int=0.5, unicast_src_ip="10.99.0.1", unicast_peer=[])
+    a1 = lab.agent("n1", alone)
+    # n2 runs the same VRID in multicast: n1 must not listen to it.
+    a2 = lab.agent("n2", conf(200, advert_int=0.5))
+    wait_for("n1 master alone", lambda: a1.state() == "MASTER",
+             master_down_interval(3, 100, 0.5) + 1)  # fmt: skip
+    wait_for("n2 master too", lambda: a2.state() == "MASTER", master_down_interval(3, 200, 0.5) + 1)
+    time.sleep(1.0)
+    s1 = a1.status()["instances"]["VI_1"]
+    assert (s1["unicast"], s1["unicast_peer"]) == (True, [])
+    assert s1["stats"]["adverts_sent"] == 0 and s1["stats"]["tx_errors"] == 0
+    assert a2.status()["instances"]["VI_1"]["stats"]["adverts_received"] == 0
+    assert s1["state"] == "MASTER" and lab["n1"].has(VIP)
+
+
 def test_ipv6_election_and_failover(lab: Lab) -> None:
     vip6 = "fd99::100"
     c = {"virtual_ipaddress": [f"{vip6}/64"]}

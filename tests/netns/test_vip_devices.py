@@ -17,6 +17,8 @@ scheduling on a loaded two-core machine and polling `ip addr`.
 
 from __future__ import annotations
 
+import json
+import signal
 import sys
 import time
 
@@ -123,3 +125,86 @@ def test_a_vip_that_cannot_be_added_faults_the_master_and_the_peer_serves(
     wait_for("n2 to yield", lambda: not lab["n2"].has(VIP, "eth1"), 2)
     assert a1.state() == "MASTER"
     assert a2.state() == "BACKUP"
+
+
+# --- virtual_routes with the routed VIP on lo ------------------------------------
+
+LO_VIP = "10.99.9.1"
+ROUTES = [
+    f"src {LO_VIP} to 10.98.0.0/24 via 10.99.1.254 dev eth1 table 100",
+    "blackhole 10.97.0.0/16",
+]
+
+
+def routed_conf(priority: int) -> dict:
+    inst = {
+        "interface": "eth0",
+        "virtual_router_id": 52,
+        "priority": priority,
+        "advert_int": ADV,
+        # the routed-VIP shape FRR announces: a /32 on lo
+        "virtual_ipaddress": [f"{LO_VIP}/32 dev lo"],
+        "virtual_routes": ROUTES,
+    }
+    return {"vrrp_instances": {"VI_1": inst}}
+
+
+def our_routes(lab: Lab, host: str) -> set[str]:
+    """Our routes (proto 112) in table 100 and main, as 'TABLE TYPE DST'."""
+    out = set()
+    for table in ("100", "main"):
+        done = sh("ip", "-n", lab[host].ns, "-j", "route", "show", "table", table,
+                  "proto", "112", check=False)  # fmt: skip
+        if done.returncode:  # `ip` fails on a table that never held a route
+            continue
+        for r in json.loads(done.stdout or "[]"):
+            out.add(f"{table} {r.get('type', 'unicast')} {r['dst']} {r.get('prefsrc', '-')}")
+    return out
+
+
+EXPECTED = {f"100 unicast 10.98.0.0/24 {LO_VIP}", "main blackhole 10.97.0.0/16 -"}
+
+
+def holds(lab: Lab, host: str) -> bool:
+    return lab[host].has(LO_VIP, "lo") and our_routes(lab, host) == EXPECTED
+
+
+def test_virtual_routes_follow_the_master_and_a_crash_leaves_none_behind(
+    lab_two_links: Lab,
+) -> None:
+    lab = lab_two_links
+    down = master_down_interval(3, P1, ADV) + 2
+    a1 = lab.agent("n1", routed_conf(P1))
+    a2 = lab.agent("n2", routed_conf(P2))
+    wait_for("n1 to hold the VIP on lo and its routes", lambda: holds(lab, "n1"), down)
+    assert our_routes(lab, "n2") == set() and not lab["n2"].has(LO_VIP, "lo")
+    st = a1.status()["instances"]["VI_1"]
+    assert st["vips"] == {f"{LO_VIP}/32": "present"}
+    assert [(r["route"], r["present"]) for r in st["virtual_routes"]] == [
+        (f"src {LO_VIP} 10.98.0.0/24 via 10.99.1.254 dev eth1 table 100", True),
+        ("blackhole 10.97.0.0/16", True),
+    ]
+    # Failover: SIGTERM takes the routes (before the VIP) off n1, n2 adds them.
+    assert a1.stop() == 0
+    assert our_routes(lab, "n1") == set() and not lab["n1"].has(LO_VIP, "lo")
+    wait_for("n2 to take the VIP and the routes", lambda: holds(lab, "n2"),
+             skew_time(3, P2, ADV) + MARGIN + 1)  # fmt: skip
+    # n1 back preempts: the routes leave n2, which keeps running as backup.
+    a1 = lab.agent("n1", routed_conf(P1))
+    wait_for("n1 to hold them again", lambda: holds(lab, "n1"), down)
+    wait_for("n2 to drop them", lambda: our_routes(lab, "n2") == set(), 2)
+    assert a2.state() == "BACKUP"
+    assert [r["present"] for r in a2.status()["instances"]["VI_1"]["virtual_routes"]] == [False] * 2
+    # A crash leaves them in the kernel; the restarted agent's start-up
+    # cleanup removes them before it waits for Master_Down.
+    a1.signal(signal.SIGKILL)
+    a1.proc.wait(5)
+    assert our_routes(lab, "n1") == EXPECTED
+    wait_for("n2 to take over", lambda: holds(lab, "n2"), down)
+    a1 = lab.agent("n1", routed_conf(P1))
+    assert our_routes(lab, "n1") == set() and not lab["n1"].has(LO_VIP, "lo")
+    wait_for("n1 master again", lambda: holds(lab, "n1"), down)
+    # lo has no ARP: nothing was announced there, and nothing was warned about.
+    assert "announcing" not in a1.log() and "announcing" not in a2.log()
+    assert a1.stop() == 0
+    assert our_routes(lab, "n1") == set()

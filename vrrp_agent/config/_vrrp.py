@@ -31,9 +31,11 @@ from ._reader import (
     one_of,
     text,
 )
+from ._routes import parse_peers, parse_routes
 from ._smtp import email_address, helo_name, smtp_server
 from .enums import AuthType, InitialState, LvsBackend
 from .model import (
+    FrozenMap,
     GlobalDefs,
     Instance,
     IPIface,
@@ -352,6 +354,8 @@ def parse_instance(
         "preempt_delay": s.get("preempt_delay", floats(0, 1000)),
         "accept": s.get("accept", boolean),
         "unicast_src_ip": s.get("unicast_src_ip", ip_addr),
+        # keepalived allows 0, but Linux refuses to send with TTL 0 (EINVAL)
+        "unicast_ttl": s.get("unicast_ttl", ints(1, 255)),
         **{key: s.get(key, text) for key in NOTIFY_KEYS},
         "exclusive_with": s.get("exclusive_with", name),
         "v3_checksum_pseudo_header": s.get("v3_checksum_pseudo_header", boolean),
@@ -364,7 +368,12 @@ def parse_instance(
         "smtp_alert": s.get("smtp_alert", boolean),
     }
     facts.vmac = s.get("use_vmac", _use_vmac, None)
-    peers = s.checked_items("unicast_peer", ip_addr)
+    peer_ranges = parse_peers(s)
+    peers = [(keypath, peer) for keypath, peer, _ in peer_ranges]
+    # `unicast_peer: []` written out is unicast with nobody to talk to
+    # (anycast); absent (or null) is multicast, as in keepalived.
+    unicast_no_peer = data.get("unicast_peer") == []
+    routes = parse_routes(s)
     settings["auth_type"], settings["auth_pass"] = _authentication(s)
     vips = _vips(s, "virtual_ipaddress", required=True)
     excluded = _vips(s, "virtual_ipaddress_excluded", required=False)
@@ -391,6 +400,9 @@ def parse_instance(
         interface=interface,
         virtual_router_id=facts.vrid,
         unicast_peer=tuple(peer for _, peer in peers),
+        unicast_peer_ttl=FrozenMap({p: r for _, p, r in peer_ranges if r is not None}),
+        unicast_no_peer=unicast_no_peer,
+        virtual_routes=tuple(route for _, route in routes),
         virtual_ipaddress=tuple(vip for _, vip in vips),
         virtual_ipaddress_excluded=tuple(vip for _, vip in excluded),
         **{key: tuple(ref for _, ref in refs) for key, refs in tracks.items()},

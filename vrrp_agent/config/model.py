@@ -12,7 +12,7 @@ import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cache
-from ipaddress import IPv4Interface, IPv6Interface
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from typing import Any, TypeVar, Union
 
 from vrrp_agent.wire.addresses import IPAddr
@@ -30,6 +30,7 @@ from .enums import (
 
 # Union, not `|`: an alias is evaluated at run time, and the agent runs on Python 3.9.
 IPIface = Union[IPv4Interface, IPv6Interface]
+IPNet = Union[IPv4Network, IPv6Network]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -199,6 +200,44 @@ class VirtualAddress:
         return text
 
 
+# The route types virtual_routes accepts besides a plain unicast route
+# (keepalived knows more: local, broadcast, nat... which make no sense here).
+ROUTE_TYPES = ("blackhole", "unreachable", "prohibit")
+ROUTE_SCOPES = ("host", "link", "global")
+# The kernel's own names for its two standard tables.
+ROUTE_TABLES = {"main": 254, "local": 255}
+
+
+@dataclass(frozen=True)
+class VirtualRoute:
+    """One entry of virtual_routes: a route that exists while the instance is MASTER."""
+
+    to: IPNet
+    src: IPAddr | None = None
+    via: IPAddr | None = None
+    dev: str | None = None
+    metric: int | None = None
+    table: int | None = None  # None = main
+    scope: str | None = None  # None = the kernel's choice (link without via, else global)
+    type: str | None = None  # None = unicast; else one of ROUTE_TYPES
+
+    @property
+    def family(self) -> int:
+        return self.to.version
+
+    def __str__(self) -> str:
+        # keepalived's syntax (type first), as status and the log show it
+        words = [self.type] if self.type else []
+        if self.src is not None:
+            words += ["src", str(self.src)]
+        words.append(str(self.to))
+        for key in ("via", "dev", "metric", "table", "scope"):
+            value = getattr(self, key)
+            if value is not None:
+                words += [key, str(value)]
+        return " ".join(words)
+
+
 @dataclass(frozen=True)
 class TrackRef:
     """One entry of track_script / track_interface / track_file, with its own weight."""
@@ -237,10 +276,21 @@ class Instance:
     accept: bool = True
     unicast_src_ip: IPAddr | None = None
     unicast_peer: tuple[IPAddr, ...] = ()
+    # keepalived's per-peer `min_ttl N max_ttl N`: the TTL / hop limit range an
+    # advert from that peer must arrive with; peers without a range are absent.
+    unicast_peer_ttl: Mapping[IPAddr, tuple[int, int]] = field(
+        default_factory=FrozenMap, metadata=NOT_A_KEY
+    )
+    # `unicast_peer: []` written out: unicast with no peer at all (anycast: a
+    # node alone in its VRID sends nothing and hears nothing). Absent = multicast.
+    unicast_no_peer: bool = field(default=False, metadata=NOT_A_KEY)
+    # keepalived's unicast_ttl: the TTL / hop limit of unicast adverts we send.
+    unicast_ttl: int = 255
     auth_type: AuthType | None = field(default=None, metadata=inside("authentication"))
     auth_pass: str | None = field(default=None, metadata=inside("authentication"))
     virtual_ipaddress: tuple[VirtualAddress, ...] = ()
     virtual_ipaddress_excluded: tuple[VirtualAddress, ...] = ()
+    virtual_routes: tuple[VirtualRoute, ...] = ()
     track_script: tuple[TrackRef, ...] = ()
     track_interface: tuple[TrackRef, ...] = ()
     track_file: tuple[TrackRef, ...] = ()  # name = path of the file to watch
@@ -273,6 +323,11 @@ class Instance:
     def family(self) -> int:
         """4 or 6: the family of the first VIP (validation makes them all agree)."""
         return self.virtual_ipaddress[0].address.version
+
+    @property
+    def unicast(self) -> bool:
+        """Adverts go to unicast_peer (maybe nobody), not to the multicast group."""
+        return bool(self.unicast_peer) or self.unicast_no_peer
 
     @property
     def vip_interface(self) -> str:

@@ -54,6 +54,17 @@ log = logging.getLogger(__name__)
 VRRP_TTL = 255
 
 
+def ttl_ok(inst: Instance, src: IPAddr, ttl: int) -> bool:
+    """keepalived's rule (vrrp.c: "MUST verify that the IPv4 TTL/IPv6 HL is 255
+    (but not if unicast)"): multicast adverts arrive with 255 exactly; unicast
+    ones may have crossed routers, and are checked only against the sending
+    peer's min_ttl..max_ttl when it has one."""
+    if not inst.unicast:
+        return ttl == VRRP_TTL
+    bounds = inst.unicast_peer_ttl.get(src)
+    return bounds is None or bounds[0] <= ttl <= bounds[1]
+
+
 # ------------------------------------------------------------------- actions
 
 
@@ -158,9 +169,12 @@ def watched_links(cfg: Config) -> set[str]:
 
 
 def vip_devices(inst: Instance) -> set[str]:
-    """The other devices than its own interface that an instance's VIPs live on."""
+    """The other devices than its own interface that an instance's VIPs (and
+    virtual routes) live on: a change there re-adds them (`Router.vips_lost`);
+    the kernel takes a device's routes with it when it goes."""
     vips = (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
-    return {v.dev for v in vips if v.dev is not None and v.dev != inst.interface}
+    devs = {v.dev for v in vips} | {r.dev for r in inst.virtual_routes}
+    return {d for d in devs if d is not None and d != inst.interface}
 
 
 def watched_files(cfg: Config) -> set[str]:
@@ -300,16 +314,16 @@ class Node:
             self.rx_dropped["unknown_vrid"] += 1
             return
         router = self.routers[name]
-        if ttl != VRRP_TTL:
+        inst = self.config.vrrp_instances[name]
+        if not ttl_ok(inst, src, ttl):
             router.drop("ttl")
             return
-        inst = self.config.vrrp_instances[name]
         try:
             adv = decode(payload, src=src, dst=dst, pseudo_header=inst.v3_checksum_pseudo_header)
         except DecodeError as err:
             router.drop(err.reason)
             return
-        self._exec(name, router.receive(adv, src, now))
+        self._exec(name, router.receive(adv, src, now, ttl))
 
     def drop(self, reason: str) -> None:
         """A packet that could not even be read as one of ours."""
@@ -616,12 +630,18 @@ class Node:
             "version": r.params.version,
             "advert_int": r.params.advert_int,
             "source_ip": str(r.params.local_ip),
+            # unicast (maybe without any peer: `unicast_peer: []`) or multicast
+            "unicast": inst.unicast,
             "unicast_peer": [str(p) for p in inst.unicast_peer],
+            **self._peer_ttl_status(inst),
             "virtual_ipaddress": [str(v.address) for v in inst.virtual_ipaddress],
             "holds_vips": name in self.holding,
             # Each configured VIP as the last add found it: "present" while
             # held, "configured, not present: <why>" when the add failed.
             "vips": self._vip_presence(name, inst),
+            # Each virtual route, in keepalived's syntax: present while the VIPs
+            # are held and its add succeeded (error: why it did not).
+            "virtual_routes": self._route_presence(name, inst),
             "preempt": r.params.preempt,
             "preempt_delay": r.params.preempt_delay,
             "accept": inst.accept,
@@ -644,9 +664,19 @@ class Node:
                 "rx_address_mismatch": st.rx_address_mismatch,
                 "address_list_mismatch": st.rx_address_mismatch,
                 "tx_errors": st.tx_errors,
+                # TTL / hop limit of the last advert accepted: 255 minus the
+                # routers it crossed (None: none accepted yet)
+                "last_rx_ttl": st.last_rx_ttl,
             },
             "rx_dropped": dict(st.rx_dropped),
         }
+
+    @staticmethod
+    def _peer_ttl_status(inst: Instance) -> dict[str, object]:
+        if not inst.unicast_peer_ttl:
+            return {}
+        ranges = {str(p): list(r) for p, r in inst.unicast_peer_ttl.items()}
+        return {"unicast_peer_ttl": ranges}
 
     def _vip_presence(self, name: str, inst: Instance) -> dict[str, str]:
         errors = self.vip_errors.get(name, {})
@@ -658,6 +688,16 @@ class Node:
             else:
                 out[key] = "present" if name in self.holding else "not held"
         return out
+
+    def _route_presence(self, name: str, inst: Instance) -> list[dict[str, object]]:
+        errors = self.vip_errors.get(name, {})
+        # MASTER, not `holding`: one failing route un-holds the instance, the
+        # other routes are in the kernel all the same.
+        held = self.routers[name].state is State.MASTER
+        return [
+            {"route": str(r), "present": held and str(r) not in errors, "error": errors.get(str(r))}
+            for r in inst.virtual_routes
+        ]
 
     def _coordination_status(self, name: str, now: float) -> dict[str, object]:
         """A gated instance's pending claim and, for an exclusive pair, whether

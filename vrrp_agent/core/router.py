@@ -107,6 +107,9 @@ class RouterParams:
     auth_type: int = AUTH_NONE
     auth_data: bytes = b""
     unicast_peers: frozenset[IPAddr] = frozenset()
+    # Unicast with no peers at all (`unicast_peer: []`): nobody to send to, and
+    # every advert heard comes from a stranger.
+    unicast_no_peer: bool = False
     garp_master_delay: float = 5.0
     garp_master_repeat: int = 5
     garp_master_refresh: float = 0.0
@@ -128,6 +131,7 @@ class Stats:
     # Adverts accepted although their address list differs from ours.
     rx_address_mismatch: int = 0
     tx_errors: int = 0
+    last_rx_ttl: int | None = None
     rx_dropped: Counter[str] = field(default_factory=Counter)
 
 
@@ -229,12 +233,16 @@ class Router:
         """Initialize (RFC 9568 6.4.1)."""
         return self.handler.start(now)
 
-    def receive(self, adv: Advertisement, src: IPAddr, now: float) -> list[Action]:
+    def receive(
+        self, adv: Advertisement, src: IPAddr, now: float, ttl: int | None = None
+    ) -> list[Action]:
         reason = self._reject_reason(adv, src)
         if reason:
             self.stats.rx_dropped[reason] += 1
             return []
         self.stats.adverts_received += 1
+        if ttl is not None:
+            self.stats.last_rx_ttl = ttl
         if adv.priority == 0:
             self.stats.priority_zero_received += 1
         self._check_addresses(adv, src)
@@ -354,12 +362,16 @@ class Router:
 
     def send_advert(self, now: float) -> list[Action]:
         """Advertise our priority and restart the Adver_Timer."""
-        self.stats.adverts_sent += 1
         self.timers[ADVER] = now + self.params.advert_int
+        if self.params.unicast_no_peer:
+            return []  # nobody to tell: nothing sent, nothing counted
+        self.stats.adverts_sent += 1
         return [SendAdvert(self.advert())]
 
     def send_priority_zero(self) -> list[Action]:
         """Tell the backups we leave: they take over after Skew_Time."""
+        if self.params.unicast_no_peer:
+            return []
         self.stats.adverts_sent += 1
         self.stats.priority_zero_sent += 1
         return [SendAdvert(self.advert(priority=0))]
@@ -491,7 +503,7 @@ class Router:
             return "version_mismatch"
         if src == p.local_ip:
             return "own_address"
-        if p.unicast_peers and src not in p.unicast_peers:
+        if (p.unicast_peers or p.unicast_no_peer) and src not in p.unicast_peers:
             return "not_peer"
         if p.version == 2:
             if adv.auth_type != p.auth_type:

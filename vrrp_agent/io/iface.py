@@ -6,7 +6,7 @@ import errno
 import fcntl
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
 from vrrp_agent.core.tracking import LinkState
@@ -21,6 +21,14 @@ class Link:
     name: str
     index: int
     mac: bytes
+    # IFF_NOARP or IFF_LOOPBACK (lo, where routed VIPs live): nobody on a
+    # segment to tell, so no GARP / NA. Not part of the identity: an
+    # announcer stays valid while flags change.
+    quiet: bool = field(default=False, compare=False)
+
+
+# <linux/if.h>
+IFF_LOOPBACK, IFF_NOARP = 0x8, 0x80
 
 
 def link(name: str) -> Link:
@@ -28,7 +36,10 @@ def link(name: str) -> Link:
     index = socket.if_nametoindex(name)
     with open(f"/sys/class/net/{name}/address") as f:
         mac = bytes.fromhex(f.read().strip().replace(":", ""))
-    return Link(name, index, mac.ljust(6, b"\0")[:6])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        flags = _flags(sock, name)
+    quiet = bool(flags & (IFF_LOOPBACK | IFF_NOARP))
+    return Link(name, index, mac.ljust(6, b"\0")[:6], quiet)
 
 
 def primary_ipv4(rtnl: Rtnl, ifindex: int, exclude: set[IPv4Address]) -> IPv4Address | None:
@@ -67,11 +78,16 @@ def link_state(sock: socket.socket, name: str) -> LinkState:
     the ioctl the one the agent runs in.
     """
     try:
-        ifreq = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, struct.pack("16sH22x", name.encode(), 0))
+        flags = _flags(sock, name)
     except OSError as err:
         if err.errno in (errno.ENODEV, errno.ENXIO):
             return LinkState.GONE
         raise
-    (flags,) = struct.unpack_from("H", ifreq, 16)
     # One rule for the ioctl and the netlink link events, so the two agree.
     return state_from_flags(flags)
+
+
+def _flags(sock: socket.socket, name: str) -> int:
+    ifreq = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, struct.pack("16sH22x", name.encode(), 0))
+    (flags,) = struct.unpack_from("H", ifreq, 16)
+    return int(flags)

@@ -31,6 +31,7 @@ from vrrp_agent.io.accept_filter import AcceptFilter
 from vrrp_agent.io.announce import Announcer
 from vrrp_agent.io.iface import Link, link, link_local_ipv6, primary_ipv4
 from vrrp_agent.io.netlink import Rtnl
+from vrrp_agent.io.virtual_routes import probe_routes, set_routes
 from vrrp_agent.io.vrrp_socket import VrrpSocket
 from vrrp_agent.wire import AUTH_NONE, AUTH_PASS, MCAST_V4, MCAST_V6, encode
 from vrrp_agent.wire.addresses import IPAddr
@@ -74,6 +75,7 @@ def router_params(cfg: Config, inst: Instance, local_ip: IPAddr) -> RouterParams
         auth_type=AUTH_PASS if inst.auth_type == "PASS" else AUTH_NONE,
         auth_data=(inst.auth_pass or "").encode(),
         unicast_peers=frozenset(inst.unicast_peer),
+        unicast_no_peer=inst.unicast_no_peer,
         garp_master_delay=garp.master_delay,
         garp_master_repeat=garp.master_repeat,
         garp_master_refresh=garp.master_refresh,
@@ -101,12 +103,18 @@ class InstancePort:
         self._read_links()
         self.router = Router(router_params(cfg, inst, self.local_ip))
         self.garp_interval = garp_settings(cfg, inst).interval
-        self.destinations: tuple[IPAddr, ...] = inst.unicast_peer or (
-            (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
+        # Unicast without peers has no destination at all (the router sends
+        # nothing then, see RouterParams.unicast_no_peer).
+        self.destinations: tuple[IPAddr, ...] = (
+            inst.unicast_peer if inst.unicast else (MCAST_V4,) if inst.family == 4 else (MCAST_V6,)
+        )
+        # keepalived's unicast_ttl; multicast adverts keep 255 (the socket's own)
+        self.send_ttl: int | None = (
+            inst.unicast_ttl if inst.unicast and inst.unicast_ttl != 255 else None
         )
         self._announcing: asyncio.Task[None] | None = None
-        # The last failure logged per VIP, so a retried failure logs once.
-        self._logged: dict[IPAddr, str] = {}
+        # The last failure logged per VIP (or route), so a retried failure logs once.
+        self._logged: dict[object, str] = {}
 
     def _read_links(self) -> None:
         """What the kernel says now about our interfaces: index, MAC, source address."""
@@ -185,7 +193,7 @@ class InstancePort:
         for dst in self.destinations:
             payload = encode(action.advert, src=self.local_ip, dst=dst, pseudo_header=pseudo)
             try:
-                self.sock.send(payload, self.local_ip, dst)
+                self.sock.send(payload, self.local_ip, dst, self.send_ttl)
             except OSError as err:
                 # A down link must not kill the agent; the next interval tries again.
                 self.router.stats.tx_errors += 1
@@ -210,14 +218,17 @@ class InstancePort:
                 _ifindex(v.dev)
             except OSError as err:
                 errors[str(v.interface)] = _why(err, v.dev)
-        return errors
+        return {**errors, **probe_routes(self.inst.virtual_routes)}
 
     def _set_vips(self, present: bool, reason: str) -> dict[str, str]:
-        """Add or remove every VIP; one failing address never stops the others.
-        Returns the addresses that failed, and why."""
+        """Add or remove every VIP, and the virtual routes (added after the
+        VIPs, removed before them); one failing never stops the others.
+        Returns the addresses and routes that failed, and why."""
         verb = "adding" if present else "removing"
         changed = []
         errors: dict[str, str] = {}
+        if not present:
+            self._set_routes(False, reason)
         for v in self.vips:
             try:
                 index = _ifindex(v.dev)
@@ -252,6 +263,26 @@ class InstancePort:
             log.info(
                 "(%s) %s virtual addresses %s%s", self.inst.name, what, ", ".join(changed), why
             )
+        if present:
+            errors.update(self._set_routes(True, reason))
+        return errors
+
+    def _set_routes(self, present: bool, reason: str) -> dict[str, str]:
+        if not self.inst.virtual_routes:
+            return {}
+        changed, errors = set_routes(self.rtnl, self.inst.virtual_routes, present)
+        verb = "adding" if present else "removing"
+        for route in self.inst.virtual_routes:
+            text = str(route)
+            if text not in errors:
+                self._logged.pop(text, None)
+            elif self._logged.get(text) != errors[text]:
+                log.error("(%s) %s route %s failed: %s", self.inst.name, verb, text, errors[text])
+                self._logged[text] = errors[text]
+        if changed:
+            what = "added" if present else "removed"
+            why = f" ({reason})" if reason else ""
+            log.info("(%s) %s virtual routes %s%s", self.inst.name, what, "; ".join(changed), why)
         return errors
 
     def _announce(self, count: int) -> None:
@@ -265,14 +296,19 @@ class InstancePort:
                 await asyncio.sleep(self.garp_interval)
             for v in self.vips:
                 try:
-                    self._announcer(v.dev).announce(v.ip)
+                    announcer = self._announcer(v.dev)
+                    if announcer is not None:
+                        announcer.announce(v.ip)
                 except OSError as err:
                     log.warning("(%s) announcing %s failed: %s", self.inst.name, v.ip, err)
 
-    def _announcer(self, dev: str) -> Announcer:
+    def _announcer(self, dev: str) -> Announcer | None:
         """The announcer of the device as it is now: one made for an earlier
-        incarnation of the device (another index) is replaced."""
+        incarnation of the device (another index) is replaced. None for lo
+        and IFF_NOARP devices: nobody to announce to, so quietly nothing."""
         current = link(dev)
+        if current.quiet:
+            return None
         have = self.announcers.get(dev)
         if have is None or have.link != current:
             if have is not None:

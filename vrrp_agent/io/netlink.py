@@ -1,9 +1,9 @@
-"""Addresses through rtnetlink, with pyroute2's message classes.
+"""Addresses and routes through rtnetlink, with pyroute2's message classes.
 
 Only the message codecs are imported. `import pyroute2` runs a package
 `__init__` that pulls in NDB, IPDB and every socket class (~0.13 s and
 ~10 MB here); the daemon must start within 0.5 s and stay small, so we load
-the two modules we use without running that `__init__`.
+the modules we use without running that `__init__`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import socket
 import sys
 import types
 from dataclasses import dataclass
-from ipaddress import IPv4Interface, IPv6Interface, ip_interface
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network, ip_interface
 
 from vrrp_agent.io.nlexchange import NetlinkError, exchange
 from vrrp_agent.wire.addresses import IPAddr
@@ -43,12 +43,14 @@ def load_pyroute2_modules(*names: str) -> list[types.ModuleType]:
             del sys.modules["pyroute2"]
 
 
-def _import_codecs() -> tuple[type, type]:
-    netlink, ifaddr = load_pyroute2_modules("pyroute2.netlink", "pyroute2.netlink.rtnl.ifaddrmsg")
-    return ifaddr.ifaddrmsg, netlink.nlmsgerr
+def _import_codecs() -> tuple[type, type, type]:
+    netlink, ifaddr, rt = load_pyroute2_modules(
+        "pyroute2.netlink", "pyroute2.netlink.rtnl.ifaddrmsg", "pyroute2.netlink.rtnl.rtmsg"
+    )
+    return ifaddr.ifaddrmsg, rt.rtmsg, netlink.nlmsgerr
 
 
-_ifaddrmsg, _nlmsgerr = _import_codecs()
+_ifaddrmsg, _rtmsg, _nlmsgerr = _import_codecs()
 
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
@@ -56,6 +58,15 @@ IFA_F_SECONDARY = 0x01
 IFA_F_NODAD = 0x02
 # Tag our addresses (IFA_PROTO, Linux 6.1+) so `ip -d addr` shows who put them there.
 IFA_PROTO_VRRP_AGENT = 112
+# The same tag on routes (rtm_protocol): `ip route show proto 112` lists ours,
+# and a delete naming it never removes a route someone else added.
+RTPROT_VRRP_AGENT = 112
+RTM_NEWROUTE, RTM_DELROUTE = 24, 25
+RTN_UNICAST = 1
+RTN_TYPES = {"blackhole": 6, "unreachable": 7, "prohibit": 8}
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST, RT_SCOPE_NOWHERE = 0, 253, 254, 255
+RT_SCOPES = {"global": RT_SCOPE_UNIVERSE, "link": RT_SCOPE_LINK, "host": RT_SCOPE_HOST}
+RT_TABLE_MAIN = 254
 
 
 @dataclass(frozen=True)
@@ -159,3 +170,75 @@ class Rtnl:
                 return False
             raise
         return True
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """What a route request carries: the kernel's fields, names resolved
+    (the device to its index) by the caller."""
+
+    dst: IPv4Network | IPv6Network
+    src: IPAddr | None = None
+    gateway: IPAddr | None = None
+    oif: int | None = None
+    metric: int | None = None
+    table: int = RT_TABLE_MAIN
+    scope: str | None = None
+    type: str | None = None
+
+
+def _route_msg(spec: RouteSpec, deleting: bool) -> object:
+    m = _rtmsg()
+    m["family"] = socket.AF_INET if spec.dst.version == 4 else socket.AF_INET6
+    m["dst_len"] = spec.dst.prefixlen
+    # The header's table is one octet; RTA_TABLE carries any table (as ip does).
+    m["table"] = spec.table if spec.table < 256 else 0
+    m["proto"] = RTPROT_VRRP_AGENT
+    m["type"] = RTN_TYPES[spec.type] if spec.type else RTN_UNICAST
+    if spec.scope is not None:
+        m["scope"] = RT_SCOPES[spec.scope]
+    elif deleting:
+        m["scope"] = RT_SCOPE_NOWHERE  # any scope, as `ip route del` asks
+    elif spec.type is None and spec.gateway is None:
+        m["scope"] = RT_SCOPE_LINK  # `ip route add` picks link for a route without a gateway
+    else:
+        m["scope"] = RT_SCOPE_UNIVERSE
+    attrs: list[tuple[str, object]] = [("RTA_TABLE", spec.table)]
+    if spec.dst.prefixlen:
+        attrs.append(("RTA_DST", str(spec.dst.network_address)))
+    if spec.src is not None:
+        attrs.append(("RTA_PREFSRC", str(spec.src)))
+    if spec.gateway is not None:
+        attrs.append(("RTA_GATEWAY", str(spec.gateway)))
+    if spec.oif is not None:
+        attrs.append(("RTA_OIF", spec.oif))
+    if spec.metric is not None:
+        attrs.append(("RTA_PRIORITY", spec.metric))
+    m["attrs"] = attrs
+    return m
+
+
+def add_route(rtnl: Rtnl, spec: RouteSpec) -> bool:
+    """Add a route; False if it was already there."""
+    try:
+        rtnl.request(
+            RTM_NEWROUTE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            _route_msg(spec, deleting=False),
+        )
+    except NetlinkError as err:
+        if err.errno == errno.EEXIST:
+            return False
+        raise
+    return True
+
+
+def del_route(rtnl: Rtnl, spec: RouteSpec) -> bool:
+    """Remove our route (proto 112 only); False if it was not there."""
+    try:
+        rtnl.request(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, _route_msg(spec, deleting=True))
+    except NetlinkError as err:
+        if err.errno in (errno.ESRCH, errno.ENOENT, errno.ENODEV):
+            return False
+        raise
+    return True

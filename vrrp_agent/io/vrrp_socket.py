@@ -72,20 +72,21 @@ class VrrpSocket:
     def close(self) -> None:
         self.sock.close()
 
-    def send(self, payload: bytes, src: IPAddr, dst: IPAddr) -> None:
+    def send(self, payload: bytes, src: IPAddr, dst: IPAddr, ttl: int | None = None) -> None:
+        """`ttl`: this packet's TTL / hop limit when not the socket's 255
+        (keepalived's unicast_ttl), as a per-send control message."""
         if self.family == socket.AF_INET:
             pktinfo = struct.pack("=I4s4s", self.ifindex, src.packed, b"\0" * 4)
-            self.sock.sendmsg(
-                [payload], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, (str(dst), 0)
-            )
+            cmsgs = [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)]
+            if ttl is not None:
+                cmsgs.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", ttl)))
+            self.sock.sendmsg([payload], cmsgs, 0, (str(dst), 0))
         else:
             pktinfo = struct.pack("=16sI", src.packed, self.ifindex)
-            self.sock.sendmsg(
-                [payload],
-                [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)],
-                0,
-                (str(dst), 0, 0, self.ifindex),
-            )
+            cmsgs = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
+            if ttl is not None:
+                cmsgs.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", ttl)))
+            self.sock.sendmsg([payload], cmsgs, 0, (str(dst), 0, 0, self.ifindex))
 
     def recv(self) -> Received:
         """One packet; raises BlockingIOError when none is waiting and

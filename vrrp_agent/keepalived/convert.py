@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_interface
 from typing import Any, Callable
 
+from vrrp_agent.config._reader import Invalid
+from vrrp_agent.config._routes import peer_from_string, route_from_string
 from vrrp_agent.keepalived.reader import Message, Node, Where, boolean, command_words
 from vrrp_agent.keepalived.unsupported import IGNORED, REFUSED
 
@@ -478,13 +480,20 @@ class _Converter:
                 if (v := self.word(item)) is not None:
                     i["unicast_src_ip"] = v
             elif k == "unicast_peer":
-                peers = []
-                for peer in self.block(item):
-                    if peer.args:
-                        self.unsupported(peer, f"per-peer options {' '.join(peer.args)}")
-                    peers.append(peer.keyword)
-                i["unicast_peer"] = peers
-                meta["unicast_where"] = item.where
+                peers = [p for c in self.block(item) if (p := self.peer(c)) is not None]
+                if peers:
+                    i["unicast_peer"] = peers
+                    meta["unicast_where"] = item.where
+                elif item.children is not None:
+                    # keepalived (without unicast_fault_no_peer) runs multicast
+                    # then; the agent's `unicast_peer: []` means no peer at all.
+                    self.warn(item.where, "unicast_peer: empty; multicast, as keepalived does")
+            elif k == "unicast_ttl":
+                # keepalived takes 0..255; Linux refuses to send with TTL 0
+                if (n := self.number(item, 1, 255, integer=True)) is not None:
+                    i[k] = n
+            elif k == "virtual_routes":
+                i[k] = [r for c in self.block(item) if (r := self.route(c)) is not None]
             elif k == "authentication":
                 self.authentication(item, i, meta)
             elif k in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
@@ -589,6 +598,26 @@ class _Converter:
                 self.unsupported(node, f"the address option {opt!r}")
                 return None
         return " ".join(words)
+
+    def peer(self, node: Node) -> str | None:
+        """keepalived's `ADDR [min_ttl N] [max_ttl N]`, kept as written."""
+        text = " ".join([node.keyword, *node.args])
+        try:
+            peer_from_string(text)
+        except Invalid as err:
+            self.refuse(node.where, f"unicast_peer: {err}")
+            return None
+        return text
+
+    def route(self, node: Node) -> str | None:
+        """One virtual_routes line, kept as written when the agent reads it the same."""
+        text = " ".join([node.keyword, *node.args])
+        try:
+            route_from_string(text)
+        except Invalid as err:
+            self.refuse(node.where, f"virtual_routes: {err}")
+            return None
+        return text
 
     def track_ref(self, node: Node) -> Any:
         if len(node.args) >= 2 and node.args[0] == "weight":

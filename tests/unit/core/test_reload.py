@@ -129,3 +129,26 @@ def test_validate_and_reload_refuse_the_same_file_for_the_same_reason(
     assert not verdict.accepted
     assert printed == verdict.error_lines(str(path))
     assert any("virtual_servers[0].lb_kind: TUN" in line for line in printed)
+
+
+def test_virtual_routes_and_peer_ttl_ranges_are_settings_like_the_vips() -> None:
+    # Edited like a VIP (the instance restarts); the same routes written as a
+    # mapping instead of a string are the same settings.
+    route = "10.98.0.0/24 via 10.0.0.254 table 100"
+    same = {"to": "10.98.0.0/24", "via": "10.0.0.254", "table": 100}
+    old = config(
+        {"VI_1": inst(1, virtual_routes=[route]), "VI_2": inst(2, unicast_peer=["10.0.0.2"])}
+    )
+    new = config({
+        "VI_1": inst(1, virtual_routes=[same, "blackhole 10.97.0.0/16"]),
+        "VI_2": inst(2, unicast_peer=["10.0.0.2 min_ttl 250"]),
+    })  # fmt: skip
+    assert diff(old, new).fresh == ("VI_1", "VI_2")
+    again = config(
+        {"VI_1": inst(1, virtual_routes=[same]), "VI_2": inst(2, unicast_peer=["10.0.0.2"])}
+    )
+    assert diff(old, again).kept == ("VI_1", "VI_2")
+    # an empty peer list is unicast: another instance than the multicast one
+    assert diff(config(), config({"VI_1": inst(1, unicast_peer=[]), "VI_2": inst(2)})).fresh == (
+        "VI_1",
+    )

@@ -332,3 +332,82 @@ def test_keepalived_garp_defaults_are_written_out(capsys: pytest.CaptureFixture[
         "vrrp_garp_master_refresh": 0, "vrrp_garp_master_refresh_repeat": 1,
         "vrrp_garp_interval": 0, "vrrp_gna_interval": 0,
     }  # fmt: skip
+
+
+ROUTED = """vrrp_instance V {
+ interface eth0
+ virtual_router_id 1
+ unicast_src_ip 10.0.0.1
+ unicast_ttl 64
+ unicast_peer {
+  10.0.1.2 min_ttl 250 max_ttl 254
+  10.0.1.3
+ }
+ virtual_ipaddress {
+  10.1.255.1/32 dev lo
+ }
+ virtual_routes {
+  src 10.1.255.1 to 10.9.0.0/16 via 10.0.0.254 dev eth0 table 100
+  blackhole 10.1.255.0/24
+  10.8.0.0/16 via 10.0.0.254 metric 5
+ }
+}
+"""
+
+
+def test_virtual_routes_peer_ttl_ranges_and_unicast_ttl_convert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "k.conf"
+    f.write_text(ROUTED)
+    rc, out, err = run(capsys, str(f))
+    assert rc == 0, err
+    vi = yaml.safe_load(out)["vrrp_instances"]["V"]
+    assert vi["unicast_peer"] == ["10.0.1.2 min_ttl 250 max_ttl 254", "10.0.1.3"]
+    assert vi["unicast_ttl"] == 64
+    assert vi["virtual_routes"] == [
+        "src 10.1.255.1 to 10.9.0.0/16 via 10.0.0.254 dev eth0 table 100",
+        "blackhole 10.1.255.0/24",
+        "10.8.0.0/16 via 10.0.0.254 metric 5",
+    ]
+    inst = parse(out, "out.yml").vrrp_instances["V"]
+    assert len(inst.virtual_routes) == 3 and dict(inst.unicast_peer_ttl) != {}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        ("  blackhole 10.1.255.0/24\n", "  10.7.0.0/16 via 10.0.0.254 onlink\n", 15,
+         "virtual_routes: unsupported option 'onlink'"),
+        ("  blackhole 10.1.255.0/24\n", "  10.7.0.0/16 via 10.0.0.254 or 10.0.0.253\n", 15,
+         "virtual_routes: unsupported option 'or'"),
+        ("  blackhole 10.1.255.0/24\n", "  10.7.0.0/16 dev eth0 no_track\n", 15,
+         "virtual_routes: unsupported option 'no_track'"),
+        ("  10.0.1.3\n", "  10.0.1.3 min_ttl 300\n", 8, "unicast_peer: "),
+        ("  10.0.1.3\n", "  10.0.1.3 min_ttl 9 max_ttl 8\n", 8,
+         "unicast_peer: min_ttl 9 is greater than max_ttl 8"),
+        (" unicast_ttl 64\n", " unicast_ttl 0\n", 5, "unicast_ttl: 0 is out of range"),
+    ],
+)  # fmt: skip
+def test_routes_and_peers_the_agent_cannot_read_name_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, line: int, message: str
+) -> None:
+    f = tmp_path / "k.conf"
+    assert old in ROUTED
+    f.write_text(ROUTED.replace(old, new))
+    rc, out, err = run(capsys, str(f))
+    assert rc == 2 and out == ""
+    assert any(e.startswith(f"{f}:{line}: error: {message}") for e in err), err
+
+
+def test_an_empty_unicast_peer_block_stays_multicast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "k.conf"
+    f.write_text("vrrp_instance V {\n interface eth0\n virtual_router_id 1\n unicast_peer {\n }\n"
+                 " virtual_ipaddress {\n  10.0.0.1\n }\n}\n")  # fmt: skip
+    rc, out, err = run(capsys, str(f))
+    assert rc == 0
+    assert "unicast_peer" not in yaml.safe_load(out)["vrrp_instances"]["V"]
+    assert not parse(out, "out.yml").vrrp_instances["V"].unicast
+    assert any(e.startswith(f"{f}:4: warning: unicast_peer: empty") for e in err), err
