@@ -100,6 +100,7 @@ def test_failover_then_failback_or_not(name: str, preempt: bool) -> None:
         print(f"{name}: VIP back on node1 after {back:.2f}s (bound {drill.failback_bound:.2f}s)")
         assert back <= drill.failback_bound
         _route_follows(name, "node1", healed, drill.failback_bound + drills.route_back_bound(name))
+        wait_for("the client to reach node1 again", lambda: page(VIP) == "Hello from node1", 3)
     else:
         deadline = time.monotonic() + drill.failback_bound + 2
         while time.monotonic() < deadline:
