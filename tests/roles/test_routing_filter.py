@@ -65,6 +65,19 @@ def test_ospf_puts_the_vip_on_lo_and_announces_it_by_the_master() -> None:
     assert r["bfd"]["interval"] * r["bfd"]["multiplier"] <= 1000
 
 
+def test_dual_master_routes_each_vip_from_its_own_master() -> None:
+    s = settings(topology="dual_master", vips=["10.1.255.1", "10.1.255.2"], **OSPF)
+    p = routed(racks(), s)
+    for node, mastered in (("lb1", "VI_1"), ("lb2", "VI_2")):
+        insts = p[node]["instances"]
+        assert insts[mastered]["state"] == "MASTER"
+        assert [i["virtual_ipaddress"] for i in insts.values()] == [
+            ["10.1.255.1/32 dev lo"], ["10.1.255.2/32 dev lo"],
+        ]  # fmt: skip
+        # Both may be announced; FRR announces what the node holds at the time.
+        assert p[node]["routing"]["prefixes"] == ["10.1.255.1/32", "10.1.255.2/32"]
+
+
 def test_ospf_area_as_a_number_is_written_dotted() -> None:
     p = routed(racks(), settings(vips=["10.1.255.1/32"], **{**OSPF, "vip_routing_ospf_area": "1"}))
     assert p["lb1"]["routing"]["ospf"]["area"] == "0.0.0.1"
