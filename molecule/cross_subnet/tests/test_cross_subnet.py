@@ -3,6 +3,8 @@ VIP's route on the router follows the VRRP master (conftest.py sets the lab).
 Unicast VRRP is proven here, across a router, with all four drills; it was the
 `unicast` scenario's job, on one segment, before this one took it over."""
 
+import re
+
 from drills import agent_status, host, route_via
 from single_vip import (  # noqa: F401 - collected by pytest
     test_agent_and_nginx_run_on_both_nodes,
@@ -46,3 +48,24 @@ def test_the_vip_is_on_lo_and_announced_by_ospf_from_the_master_only() -> None:
     peers = host("router").run("vtysh -c 'show bfd peers brief'").stdout
     for ip in ("10.89.91.11", "10.89.92.12"):
         assert any(ip in line and "up" in line for line in peers.splitlines()), peers
+
+
+def test_a_frr_reload_keeps_the_adjacency_and_the_route() -> None:
+    # The frr role's handler for a new frr.conf: frr-reload.py applies the
+    # difference, so the VIP's route never leaves the router.
+    wait_for("the route via node1", lambda: route_via(VIP) == {"10.89.91.11"}, 10, 0.2)
+    before = _adjacency_up_ms("10.89.91.11")
+    r = host("node1").run("systemctl reload frr")
+    assert r.rc == 0, r.stderr
+    assert route_via(VIP) == {"10.89.91.11"}
+    # The same adjacency, not a new one: its up time kept counting.
+    assert _adjacency_up_ms("10.89.91.11") > before
+    assert host("node1").run("systemctl show frr -p NRestarts").stdout.strip() == "NRestarts=0"
+
+
+def _adjacency_up_ms(neighbor: str) -> int:
+    """How long the router's OSPF adjacency with `neighbor` has been Full."""
+    out = host("router").run(f"vtysh -c 'show ip ospf neighbor {neighbor} json'").stdout
+    m = re.search(r'"upTimeInMsec":\s*(\d+)', out)
+    assert m and "Full" in out, out
+    return int(m.group(1))
