@@ -26,6 +26,39 @@ for cmd in "${!NEED[@]}"; do
     || missing+=("${NEED[$cmd]}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+
+# promtool (`make rules` checks and unit-tests prometheus/vrrp-agent.rules.yml)
+# comes in Debian's `prometheus` package, whose postinst enables and starts a
+# Prometheus server: not something to leave running on a CI host or a
+# developer's machine for the sake of one static binary. So it is not
+# installed: the package is downloaded (`apt-get download` needs no root) and
+# only usr/bin/promtool unpacked into .tools/ (ignored by git); the Makefile
+# prefers a promtool already on PATH. Without apt-get it counts as missing, and
+# `make deps` fails as for any other tool.
+cd "$(dirname "$0")/.."
+TOOLS=$PWD/.tools
+fetch_promtool() {
+  command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 || return 1
+  local tmp sandbox=()
+  tmp=$(mktemp -d)
+  # As root apt hands the download to its _apt user, who cannot write to our
+  # private temporary directory.
+  [ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
+  if ! (cd "$tmp" && apt-get "${sandbox[@]}" download -qq prometheus >/dev/null 2>&1); then
+    # A fresh machine may have no package lists yet; only root can fetch them.
+    [ "$(id -u)" -eq 0 ] && apt-get update -qq \
+      && (cd "$tmp" && apt-get "${sandbox[@]}" download -qq prometheus >/dev/null) || { rm -rf "$tmp"; return 1; }
+  fi
+  mkdir -p "$TOOLS/prometheus" "$TOOLS/bin"
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$TOOLS/prometheus" ./usr/bin/promtool
+  rm -rf "$tmp"
+  ln -sf ../prometheus/usr/bin/promtool "$TOOLS/bin/promtool"
+  echo "promtool: $("$TOOLS/bin/promtool" --version 2>&1 | head -1) in .tools/bin"
+}
+if ! command -v promtool >/dev/null 2>&1 && ! [ -x "$TOOLS/bin/promtool" ]; then
+  fetch_promtool || missing+=(prometheus)
+fi
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -34,8 +67,9 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # keepalived's and nginx's packages start services we do not want running
-  # beside the tests and benchmarks, which run their own per namespace.
-  for svc in keepalived nginx; do
+  # beside the tests and benchmarks, which run their own per namespace
+  # (prometheus only lands here if promtool could not be fetched above).
+  for svc in keepalived nginx prometheus; do
     [[ " ${missing[*]} " == *" $svc "* ]] || continue
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   done
