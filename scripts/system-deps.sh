@@ -30,11 +30,11 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 # promtool (`make rules` checks and unit-tests prometheus/vrrp-agent.rules.yml)
 # comes in Debian's `prometheus` package, whose postinst enables and starts a
 # Prometheus server: not something to leave running on a CI host or a
-# developer's machine for the sake of one static binary. So it is not
+# developer's machine for the sake of one static binary. So it is never
 # installed: the package is downloaded (`apt-get download` needs no root) and
 # only usr/bin/promtool unpacked into .tools/ (ignored by git); the Makefile
-# prefers a promtool already on PATH. Without apt-get it counts as missing, and
-# `make deps` fails as for any other tool.
+# prefers a promtool already on PATH. If that fails, `make deps` fails (after
+# installing the rest), as for any other missing tool.
 cd "$(dirname "$0")/.."
 TOOLS=$PWD/.tools
 fetch_promtool() {
@@ -50,16 +50,22 @@ fetch_promtool() {
       && (cd "$tmp" && apt-get "${sandbox[@]}" download -qq prometheus >/dev/null) || { rm -rf "$tmp"; return 1; }
   fi
   mkdir -p "$TOOLS/prometheus" "$TOOLS/bin"
-  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$TOOLS/prometheus" ./usr/bin/promtool
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$TOOLS/prometheus" ./usr/bin/promtool \
+    || { rm -rf "$tmp"; return 1; }
   rm -rf "$tmp"
   ln -sf ../prometheus/usr/bin/promtool "$TOOLS/bin/promtool"
   echo "promtool: $("$TOOLS/bin/promtool" --version 2>&1 | head -1) in .tools/bin"
 }
+no_promtool=0
 if ! command -v promtool >/dev/null 2>&1 && ! [ -x "$TOOLS/bin/promtool" ]; then
-  fetch_promtool || missing+=(prometheus)
+  if ! fetch_promtool; then
+    no_promtool=1
+    echo "missing: promtool (make rules); 'apt-get download prometheus' failed here:" \
+      "put promtool on PATH, or its binary at .tools/bin/promtool" >&2
+  fi
 fi
 
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && exit $no_promtool
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing: ${missing[*]}"
@@ -67,9 +73,8 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # keepalived's and nginx's packages start services we do not want running
-  # beside the tests and benchmarks, which run their own per namespace
-  # (prometheus only lands here if promtool could not be fetched above).
-  for svc in keepalived nginx prometheus; do
+  # beside the tests and benchmarks, which run their own per namespace.
+  for svc in keepalived nginx; do
     [[ " ${missing[*]} " == *" $svc "* ]] || continue
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   done
@@ -77,7 +82,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   if [[ " ${missing[*]} " == *" nginx "* ]] && [ -s /run/nginx.pid ]; then
     kill "$(cat /run/nginx.pid)" 2>/dev/null || true
   fi
-  exit 0
+  exit $no_promtool
 fi
 echo "missing system packages: ${missing[*]}" >&2
 echo "install them with: sudo apt-get install ${missing[*]}" >&2
