@@ -5,12 +5,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: all test deps lab-deps image venv lint unit unit-default unit-pythons ansible netns molecule demo demo-down clean \
+.PHONY: all test deps lab-deps image venv lint rules unit unit-default unit-pythons ansible netns molecule demo demo-down clean \
 	bench bench-deps bench-venv bench-failover bench-lvs bench-link-down bench-starvation
 
 all: test
 
-test: lint unit ansible netns molecule
+test: lint rules unit ansible netns molecule
 
 deps:
 	@scripts/system-deps.sh
@@ -42,6 +42,16 @@ lint: $(BIN)/.lint-installed
 	    || { echo "syntax check failed with $$inv" >&2; exit 1; }; \
 	  echo "syntax check ok: $$inv"; \
 	done
+
+# The Prometheus alerting rules: `promtool check rules`, then their unit tests
+# (prometheus/tests/, alerts fed synthetic series from two nodes); seconds.
+# `make deps` unpacks Debian's promtool into .tools/ (see scripts/system-deps.sh)
+# unless one is on PATH already.
+PROMTOOL ?= $(or $(shell command -v promtool 2>/dev/null),.tools/bin/promtool)
+
+rules: deps
+	$(PROMTOOL) check rules prometheus/vrrp-agent.rules.yml
+	$(PROMTOOL) test rules prometheus/tests/*.yml
 
 # The unit tests, on a machine set up first (nft and openssl are among the
 # system deps: without them tests skip, and fail in CI), under the default
@@ -143,4 +153,4 @@ bench-lvs: bench-deps bench-venv
 	$(BIN)/python -m bench.lvs_throughput $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-py3.* build *.egg-info
+	rm -rf $(VENV) .venv-py3.* .tools build *.egg-info
