@@ -17,12 +17,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prometheus_client.exposition import generate_latest
-
 from vrrp_agent.config.model import ListenAddress
 from vrrp_agent.io.instance_port import StartupError
 from vrrp_agent.io.log_limit import LogLimiter
-from vrrp_agent.metrics import registry_for
 
 log = logging.getLogger("vrrp_agent")
 
@@ -46,6 +43,12 @@ class MetricsListenError(StartupError):
 
 async def serve(addr: ListenAddress, status: Status) -> asyncio.AbstractServer:
     """Listen on `addr`; raises MetricsListenError naming the key and the address."""
+    # Imported here: prometheus_client costs ~50 ms of start-up, which an
+    # agent without metrics_listen should not pay.
+    from prometheus_client.exposition import generate_latest
+
+    from vrrp_agent.metrics import registry_for
+
     registry = registry_for(status)
     clients = 0
 
