@@ -283,3 +283,27 @@ def test_a_real_node_through_a_failover() -> None:
     assert value(a, "keepalived_release_master", **lab) == 1
     assert value(a, "keepalived_advertisements_sent", **lab) == sent + 1
     assert value(a, "keepalived_vrrp_state", **lab, ip_address="192.0.2.51/24") == 3
+
+
+def test_the_agent_status_document_carries_the_transition_stamps() -> None:
+    from vrrp_agent.status import agent_status
+
+    class Part:
+        def __init__(self, doc: object) -> None:
+            self.doc = doc
+
+        def status(self) -> object:
+            return self.doc
+
+    fab = Fabric()
+    host = fab.add_host("a", "10.0.0.1", {"VI_1": (51, 200)})
+    fab.start("a")
+    fab.run_until(5.0)
+    doc = agent_status(host.node, fab.now, config=host.node.config, uptime=5.0, reloads=0,
+                       scripts=Part({}), notifier=Part({"queued": 0}), arbiter=None, lvs=None,
+                       transitions={"VI_1": 1700000123.25, "gone": 1.0})  # fmt: skip
+    assert doc["instances"]["VI_1"]["last_transition_at"] == 1700000123.25
+    fams = scrape(doc)
+    lab = {"iname": "VI_1", "intf": "eth0", "vrid": "51"}
+    assert value(fams, "vrrp_agent_last_transition_timestamp_seconds", **lab) == 1700000123.25
+    assert value(fams, "keepalived_vrrp_state", **lab) == 2
