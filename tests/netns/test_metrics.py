@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from labkit.netns import Lab, inside, vrrp_instance
@@ -30,10 +31,12 @@ def conf(host: int, priority: int) -> dict:
     }
 
 
-def get(lab: Lab, host: int, path: str = "/metrics", timeout: float = 2.0) -> tuple[int, bytes]:
+def get(
+    lab: Lab, host: int, path: str = "/metrics", timeout: float = 2.0, port: int = PORT
+) -> tuple[int, bytes]:
     """GET from n3, over the bridge: the socket is made inside n3's namespace."""
     with inside(lab["n3"].ns):
-        conn = http.client.HTTPConnection(f"10.99.0.{host}", PORT, timeout=timeout)
+        conn = http.client.HTTPConnection(f"10.99.0.{host}", port, timeout=timeout)
         conn.connect()
     try:
         conn.request("GET", path)
@@ -132,3 +135,31 @@ def test_a_busy_metrics_address_is_exit_1_naming_it(lab: Lab) -> None:
         f"global_defs.metrics_listen: cannot listen on 10.99.0.1:{PORT}: the address is in use"
     )
     assert not lab["n1"].has("10.99.0.102")
+
+
+def test_reload_rebinds_and_a_bad_address_keeps_the_old_listener(lab: Lab) -> None:
+    a1 = lab.agent("n1", conf(1, 200))
+    wait_for("n1 to become master", lambda: lab["n1"].has(VIP), 4)
+
+    def reload(listen: str, after: str) -> None:
+        cfg = yaml.safe_load(a1.config_path.read_text())
+        cfg["global_defs"]["metrics_listen"] = listen
+        a1.config_path.write_text(yaml.safe_dump(cfg))
+        a1.signal(signal.SIGHUP)
+        wait_for(f"the reload to {listen}", lambda: a1.log().count("reloaded:") == after, 5)
+
+    reload(f"10.99.0.1:{PORT + 1}", 1)
+    assert "metrics: serving http://10.99.0.1:9166/metrics" in a1.log()
+    assert get(lab, 1, port=PORT + 1)[0] == 200
+    with pytest.raises(ConnectionRefusedError):
+        get(lab, 1)
+    # An address this host does not have: logged, the old listener stays.
+    reload(f"10.99.0.77:{PORT}", 2)
+    assert (
+        "reload: global_defs.metrics_listen: cannot listen on 10.99.0.77:9165: no interface has"
+        " this address; still serving 10.99.0.1:9166" in a1.log()
+    )
+    assert get(lab, 1, port=PORT + 1)[0] == 200
+    # Neither reload cost the instance anything.
+    assert lab["n1"].has(VIP)
+    assert a1.log().count("Entering MASTER STATE") == 1

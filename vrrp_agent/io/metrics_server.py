@@ -11,7 +11,6 @@ neither block the loop nor hold descriptors the VRRP work needs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 from collections.abc import Callable, Mapping
@@ -73,13 +72,15 @@ async def serve(addr: ListenAddress, status: Status) -> asyncio.AbstractServer:
 
     try:
         # limit bounds readuntil: a header block past it is refused, not buffered.
-        return await asyncio.start_server(handle, addr.host, addr.port, limit=MAX_HEAD,
-                                          reuse_address=True)  # fmt: skip
+        server = await asyncio.start_server(handle, addr.host, addr.port, limit=MAX_HEAD,
+                                            reuse_address=True)  # fmt: skip
     except OSError as err:
         why = {errno.EADDRINUSE: "the address is in use",
                errno.EADDRNOTAVAIL: "no interface has this address"}.get(
                    err.errno or 0, err.strerror or str(err))  # fmt: skip
         raise MetricsListenError(f"{KEY}: cannot listen on {addr}: {why}") from err
+    log.info("metrics: serving http://%s%s", addr, PATH)
+    return server
 
 
 def respond(head: bytes, render: Callable[[], bytes]) -> bytes:
@@ -143,9 +144,9 @@ async def move(
         if server is None or old is None or old.port != new.port:
             log.error("reload: %s; %s", err, f"still serving {old}" if server else "not serving")
             return server
+        # close() shuts the listening socket at once; wait_closed() would also
+        # wait for the clients still connected (up to IO_TIMEOUT), for nothing.
         server.close()
-        with contextlib.suppress(AttributeError):
-            await server.wait_closed()
         try:
             fresh = await serve(new, status)
         except MetricsListenError as again:
@@ -156,5 +157,4 @@ async def move(
                 log.error("reload: %s; /metrics is not served", lost)
                 return None
     close(server)
-    log.info("metrics: serving http://%s%s", new, PATH)
     return fresh
