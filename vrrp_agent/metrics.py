@@ -75,7 +75,8 @@ def families(doc: Doc) -> list[Metric]:
     out += _instance_extras(instances)
     out += _tracking(instances)
     out += _node_extras(doc)
-    return out
+    # A family without series is left out, as the exporter's Go client does.
+    return [f for f in out if f.samples]
 
 
 class StatusCollector(Collector):

@@ -307,3 +307,10 @@ def test_the_agent_status_document_carries_the_transition_stamps() -> None:
     lab = {"iname": "VI_1", "intf": "eth0", "vrid": "51"}
     assert value(fams, "vrrp_agent_last_transition_timestamp_seconds", **lab) == 1700000123.25
     assert value(fams, "keepalived_vrrp_state", **lab) == 2
+
+
+def test_families_without_series_are_left_out() -> None:
+    text = render({"instances": {}})
+    assert "keepalived_vrrp_state" not in text
+    assert "vrrp_agent_exclusive_pair_blocked" not in text
+    assert "# TYPE keepalived_up gauge" in text
