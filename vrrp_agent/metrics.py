@@ -17,6 +17,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 # keepalived-exporter's values for keepalived_vrrp_state (and ours for groups).
 STATE_VALUES = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3}
@@ -77,6 +78,48 @@ def families(doc: Doc) -> list[Metric]:
     out += _node_extras(doc)
     # A family without series is left out, as the exporter's Go client does.
     return [f for f in out if f.samples]
+
+
+def render(doc: Doc) -> bytes:
+    """The text format (0.0.4) of `families(doc)`, byte for byte what
+    prometheus_client's generate_latest writes for them (a unit test holds
+    the two together), at about a third of its cost: a scrape runs on the
+    agent's loop, and with 255 instances generate_latest alone took ~40 ms
+    on our 2-core machine, adverts waiting meanwhile. The saving is in the
+    label sets, formatted once per instance rather than once per series."""
+    out: list[str] = []
+    labelsets: dict[tuple[tuple[str, str], ...], str] = {}
+    for fam in families(doc):
+        # Counters are named without _total in the model and with it on the wire.
+        name = f"{fam.name}_total" if fam.type == "counter" else fam.name
+        text = fam.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {name} {text}\n# TYPE {name} {fam.type}\n")
+        for sample in fam.samples:
+            labels = ""
+            if sample.labels:
+                key = tuple(sample.labels.items())
+                labels = labelsets.get(key, "")
+                if not labels:
+                    pairs = sorted(sample.labels.items())
+                    labels = labelsets[key] = (
+                        "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+                    )
+            out.append(f"{sample.name}{labels} {_number(sample.value)}\n")
+    return "".join(out).encode()
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def _number(value: float) -> str:
+    # floatToGoString's result for the integers counters and gauges mostly
+    # are, without its float round trip; it switches to exponents at 1e6.
+    if type(value) is int and -(10**15) < value < 10**6:
+        return f"{value}.0"
+    return str(floatToGoString(value))
 
 
 class StatusCollector(Collector):

@@ -314,3 +314,16 @@ def test_families_without_series_are_left_out() -> None:
     assert "keepalived_vrrp_state" not in text
     assert "vrrp_agent_exclusive_pair_blocked" not in text
     assert "# TYPE keepalived_up gauge" in text
+
+
+def test_render_is_byte_for_byte_generate_latest() -> None:
+    from vrrp_agent.metrics import render as fast
+
+    tricky = instance(
+        last_transition_reason='a "quoted" \\ back\nslash',
+        last_transition_at=1733300000.123,
+        stats={"adverts_sent": 12345678, "adverts_received": 999999, "became_master": 1000000},
+    )
+    for doc in (document(), document(VI_X=tricky), {"instances": {}},
+                document(**{f"VI_{i}": instance(virtual_router_id=i) for i in range(1, 256)})):  # fmt: skip
+        assert fast(doc) == render(doc).encode()

@@ -44,11 +44,8 @@ async def serve(addr: ListenAddress, status: Status) -> asyncio.AbstractServer:
     """Listen on `addr`; raises MetricsListenError naming the key and the address."""
     # Imported here: prometheus_client costs ~50 ms of start-up, which an
     # agent without metrics_listen should not pay.
-    from prometheus_client.exposition import generate_latest
+    from vrrp_agent.metrics import render
 
-    from vrrp_agent.metrics import registry_for
-
-    registry = registry_for(status)
     clients = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -60,7 +57,7 @@ async def serve(addr: ListenAddress, status: Status) -> asyncio.AbstractServer:
         clients += 1
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=IO_TIMEOUT)
-            writer.write(respond(head, lambda: generate_latest(registry)))
+            writer.write(respond(head, lambda: render(status())))
             await asyncio.wait_for(writer.drain(), timeout=IO_TIMEOUT)
         except asyncio.LimitOverrunError:
             writer.write(_response(431, b"request header fields too large\n"))
