@@ -182,22 +182,24 @@ def _vrrp_states(instances: Mapping[str, Doc]) -> list[Metric]:
 
 def _keepalived_counters(instances: Mapping[str, Doc]) -> list[Metric]:
     out: list[Metric] = []
+    # Each instance's labels, stats and drops looked up once, not once per family.
+    rows = [(_labels(name, st), st.get("stats") or {}, st.get("rx_dropped") or {}, st)
+            for name, st in instances.items()]  # fmt: skip
     garp = CounterMetricFamily(
         "keepalived_gratuitous_arp_delay", "Gratuitous ARP delay", labels=INSTANCE_LABELS
     )
-    for name, st in instances.items():
-        garp.add_metric(_labels(name, st), float(st.get("garp_master_delay") or 0))
+    for labels, _, _, st in rows:
+        garp.add_metric(labels, float(st.get("garp_master_delay") or 0))
     out.append(garp)
     for metric, (text, key) in STAT_COUNTERS.items():
         fam = CounterMetricFamily(f"keepalived_{metric}", text, labels=INSTANCE_LABELS)
-        for name, st in instances.items():
-            fam.add_metric(_labels(name, st), (st.get("stats") or {}).get(key) or 0)
+        for labels, stats, _, _ in rows:
+            fam.add_metric(labels, stats.get(key) or 0)
         out.append(fam)
     for metric, (text, reasons) in RX_COUNTERS.items():
         fam = CounterMetricFamily(f"keepalived_{metric}", text, labels=INSTANCE_LABELS)
-        for name, st in instances.items():
-            dropped = st.get("rx_dropped") or {}
-            fam.add_metric(_labels(name, st), sum(dropped.get(r, 0) for r in reasons))
+        for labels, _, dropped, _ in rows:
+            fam.add_metric(labels, sum(dropped.get(r, 0) for r in reasons) if dropped else 0)
         out.append(fam)
     return out
 
