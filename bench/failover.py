@@ -61,6 +61,7 @@ import yaml
 from bench import failover_stats as fs
 from bench.machine import describe, load
 from bench.recorder import Event, Recorder
+from bench.scrape import Scraper
 from labkit.netns import Lab, sh
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +74,7 @@ VIP = "10.99.0.100"
 MANY = 255
 MANY_VIPS = [f"10.98.0.{i}" for i in range(1, MANY + 1)]
 PROBE_INTERVAL = 0.005
+METRICS_PORT = 9165  # ours serves /metrics in the 255-VRID runs
 S, PCT, MB = "s", "%", "MB"
 
 METRICS = [
@@ -94,6 +96,15 @@ METRICS = [
     ),
     fs.Metric("moved_all", f"{MANY} VRIDs: freeze until the last VIP moved", S, None, 1000),
     fs.Metric("burst", f"{MANY} VRIDs: one round of the master's adverts spans", S, None, 1000),
+    fs.Metric(
+        "burst_scraped",
+        f"{MANY} VRIDs: one round of the master's adverts spans, /metrics scraped every 1 s",
+        S,
+        None,
+        1000,
+    ),
+    fs.Metric("scrape", f"{MANY} VRIDs: /metrics scrape, master", S, ("max", 0.05), 1000),
+    fs.Metric("scrape_backup", f"{MANY} VRIDs: /metrics scrape, backup", S, ("max", 0.05), 1000),
     fs.Metric("pss", "PSS, master, 1 instance", MB, ("max", 35)),
     fs.Metric("pss_backup", "PSS, backup, 1 instance", MB, ("max", 35)),
     fs.Metric("pss_many", f"PSS, master, {MANY} instances", MB, ("max", 45)),
@@ -156,6 +167,9 @@ class Ours(Implementation):
                 for i in insts
             },
         }
+        if len(insts) > 1:
+            # Listening costs nothing until a scrape; only the 255-VRID runs scrape.
+            config["global_defs"]["metrics_listen"] = f"10.99.0.{node[1:]}:{METRICS_PORT}"
         path = tmp / f"ours-{node}.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return [sys.executable, "-m", "vrrp_agent.cli", "run", "-c", str(path)]
@@ -367,6 +381,31 @@ class Bench:
             raise TimeoutError(f"{e}: VIPs held {held}, states {states}") from None
         time.sleep(0.2)
 
+    def scraped(self, impl: Implementation, adv: float) -> None:
+        """The advert capture again, now with both nodes' /metrics scraped
+        once a second from the client: the scrape latency, and whether the
+        master's adverts spread any wider for it."""
+        targets = {MASTER: self.lab[MASTER].ip4, BACKUP: self.lab[BACKUP].ip4}
+        with Scraper(self.lab[CLIENT].ns, targets, METRICS_PORT) as scraper:
+            time.sleep(0.5)  # the first scrapes, before the capture starts
+            self.rec.capture(True)
+            t = time.monotonic()
+            time.sleep(max(3 * adv, 5.0))
+            self.rec.capture(False)
+        if scraper.errors:
+            raise RuntimeError(f"scrapes failed: {scraper.errors[:3]}")
+        for node, key in ((MASTER, "scrape"), (BACKUP, "scrape_backup")):
+            for took in scraper.latencies[node]:
+                self.add(impl, adv, key, took)
+        by_vrid: dict[int, list[float]] = defaultdict(list)
+        for e in self.rec.since(t):
+            if e.kind == "advert" and e.host == MASTER:
+                by_vrid[int(str(e.data["vrid"]))].append(e.t)
+        for advert_round in fs.advert_rounds(by_vrid, MANY):
+            self.add(impl, adv, "burst_scraped", fs.phase_spread(advert_round, adv))
+        count = len(scraper.latencies[MASTER])
+        self.log(f"  scraped: {scraper.series} series, {count} scrapes each")
+
     # --------------------------------------------------------------- one VIP
 
     def one_vip(self, impl: Implementation, adv: float, timeline: bool) -> None:
@@ -521,6 +560,8 @@ class Bench:
                 by_vrid[int(str(e.data["vrid"]))].append(e.t)
         for advert_round in fs.advert_rounds(by_vrid, MANY):
             self.add(impl, adv, "burst", fs.phase_spread(advert_round, adv))
+        if isinstance(impl, Ours):
+            self.scraped(impl, adv)
         bound = 2 * master_down(adv) + 10
         for rep in range(self.reps):
             time.sleep(random.uniform(0, adv))  # a random phase against the advert timers
@@ -607,6 +648,11 @@ def markdown(report: dict[str, Any]) -> str:
         "spread, and what lies above it is the backup's own work of taking over. The freeze "
         "comes at a random phase, up to one interval after the adverts the backup's timers "
         "started from, so “freeze until the last VIP moved” can be under Master_Down.",
+        "- /metrics: ours only (keepalived needs an exporter beside it). In the "
+        f"{MANY}-VRID runs both nodes listen; the advert capture is repeated while the "
+        "client scrapes both once a second, and the scrape rows are connect until the "
+        "last byte of the answer. Compare the two “one round of the master's adverts "
+        "spans” rows for what scraping costs the adverts.",
         "- PSS and CPU count every process of an implementation: keepalived's parent and "
         "its VRRP child, our one process.",
         "- Cut off, n1 itself: both drop the VIP at the netlink link event, within "

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
         if name == "status":
             s.add_argument("--json", action="store_true", help="print the raw JSON document")
+            s.add_argument(
+                "--watch",
+                action="store_true",
+                help="redraw the table every --interval seconds until Ctrl-C",
+            )
+            s.add_argument("--interval", type=_seconds, default=1.0, metavar="S",
+                           help="with --watch: seconds between redraws (default 1)")  # fmt: skip
         if name == "validate":
             s.add_argument(
                 "--no-host-checks",
@@ -69,6 +76,16 @@ def cmd_import_keepalived(args: argparse.Namespace) -> int:
     from vrrp_agent.keepalived.importer import import_file
 
     return import_file(args.file, args.output, args.config_id)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"{value!r}: must be more than 0 and at most 3600")
+    return seconds
 
 
 def _load_or_exit(path: str) -> Config:
@@ -140,6 +157,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from vrrp_agent.io.control import request
 
     path = _control_socket(args.config)
+    if args.watch:
+        return _watch(path, args.interval, args.json)
     try:
         answer = request(path)
     except (OSError, ValueError) as err:
@@ -150,6 +169,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(_table(answer))
     return 0
+
+
+def _watch(path: str, interval: float, as_json: bool) -> int:
+    """Redraw until Ctrl-C. On a terminal the screen is cleared first (ANSI:
+    home, erase); piped, each frame follows the last after a blank line, so
+    a log or a test sees every one. An agent that does not answer (restarting)
+    is a frame saying so, not the end of the watch."""
+    import time
+
+    from vrrp_agent.io.control import request
+
+    clear = sys.stdout.isatty()
+    first = True
+    try:
+        while True:
+            try:
+                answer = request(path)
+                frame = json.dumps(answer, indent=2, sort_keys=True) if as_json else _table(answer)
+            except (OSError, ValueError) as err:
+                frame = f"no agent answers on {path}: {err}"
+            if clear:
+                sys.stdout.write("\x1b[H\x1b[2J")
+            elif not first:
+                sys.stdout.write("\n")
+            sys.stdout.write(frame + "\n")
+            sys.stdout.flush()
+            first = False
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _control_socket(config_path: str) -> str:

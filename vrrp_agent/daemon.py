@@ -14,13 +14,14 @@ import logging
 import os
 import signal
 import socket
+import time
 
 from vrrp_agent.config import Config, ConfigError, load
 from vrrp_agent.config.acceptance import accept
 from vrrp_agent.core import node as core
 from vrrp_agent.core.reload import ReloadPlan
 from vrrp_agent.core.tracking import LinkState
-from vrrp_agent.io import control, systemd
+from vrrp_agent.io import control, metrics_server, systemd
 from vrrp_agent.io.companions import Companions
 from vrrp_agent.io.host_reads import TrackFiles, read_link
 from vrrp_agent.io.instance_port import InstancePort, StartupError
@@ -68,6 +69,8 @@ class Agent:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._server: asyncio.AbstractServer | None = None
+        self._metrics: asyncio.AbstractServer | None = None  # global_defs.metrics_listen
+        self.transitions: dict[str, float] = {}  # instance: wall-clock time of its last change
         self._switch: tuple[ReloadPlan, dict[str, InstancePort]] | None = None  # a reload's ports
 
     async def run(self) -> int:
@@ -75,6 +78,9 @@ class Agent:
         built = self.ports.build(self.cfg, plan.fresh)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self.loop.add_signal_handler(sig, self._record_signal, sig)
+        if (listen := self.cfg.global_defs.metrics_listen) is not None:
+            # Before the control socket: a busy address leaves nothing behind.
+            self._metrics = await metrics_server.serve(listen, self.status)
         self._server = await control.serve(self.cfg.global_defs.control_socket, self.status)
         fresh = self.scripts.sync(self.cfg)
         # At start an insecure script is disabled rather than refused (as keepalived).
@@ -180,11 +186,15 @@ class Agent:
             return
         stale = self.scripts.stop(self.scripts.stale(new))
         self.notifier.disabled = verdict.scripts.disabled
-        old_socket = self.cfg.global_defs.control_socket
+        old = self.cfg.global_defs
         fresh = self.scripts.sync(new)
         self._apply(new, plan, built)
-        if new.global_defs.control_socket != old_socket:
-            self._server = await control.move(self._server, old_socket, new, self.status)
+        if new.global_defs.control_socket != old.control_socket:
+            self._server = await control.move(self._server, old.control_socket, new, self.status)
+        if new.global_defs.metrics_listen != old.metrics_listen:
+            self._metrics = await metrics_server.move(
+                self._metrics, old.metrics_listen, new.global_defs.metrics_listen, self.status
+            )
         self.reloads += 1
         self.scripts.launch(fresh)
         self._sync_companions(new, plan.rebuild_lvs)
@@ -213,6 +223,7 @@ class Agent:
         if self._server is not None:
             self._server.close()
             control.remove(control.path_of(self._server))
+        metrics_server.close(self._metrics)
         self.ports.close()
         return stopped
 
@@ -267,6 +278,7 @@ class Agent:
                 if failed is not None:  # an add or probe: the router decides what follows
                     self._run(self.node.vips_result(action.instance, failed, self.loop.time()))
             elif isinstance(action, core.NotifyInstance):
+                self.transitions[action.instance.name] = time.time()  # for /metrics
                 self.notifier.instance_changed(action.instance, action.state, action.priority)
                 self.mail.instance_changed(action.instance, action.state)
             elif isinstance(action, core.NotifyGroup):
@@ -297,7 +309,7 @@ class Agent:
         return agent_status(self.node, now, config=self.cfg, uptime=now - self.started_at,
                             reloads=self.reloads, scripts=self.scripts, notifier=self.notifier,
                             arbiter=self.side.arbiter, lvs=self.side.lvs,
-                            mail=self.mail)  # fmt: skip
+                            mail=self.mail, transitions=self.transitions)  # fmt: skip
 
 
 async def run(cfg: Config) -> int:

@@ -8,6 +8,7 @@ virtual servers and the alert mail. Nothing here knows the daemon.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Protocol
 
 from vrrp_agent import __version__
@@ -34,8 +35,16 @@ def agent_status(
     arbiter: _Part | None,
     lvs: _Part | None,
     mail: _Part | None = None,
+    transitions: Mapping[str, float] | None = None,
 ) -> dict[str, object]:
     own = node.status(now)
+    instances = own["instances"]
+    assert isinstance(instances, dict)
+    for name, when in (transitions or {}).items():
+        # The wall-clock time of the instance's last transition, stamped by
+        # the daemon (the node keeps no clock of its own).
+        if name in instances:
+            instances[name]["last_transition_at"] = round(when, 3)
     return {
         "version": __version__,
         "pid": os.getpid(),
@@ -43,7 +52,7 @@ def agent_status(
         "config": config.path,
         "uptime": round(uptime, 3),
         "reloads": reloads,
-        "instances": own["instances"],
+        "instances": instances,
         "vrrp_sync_groups": own["vrrp_sync_groups"],
         "vrrp_scripts": scripts.status(),
         # Whom scripts and hooks without a `user` run as: root when the

@@ -9,6 +9,7 @@ from typing import Any
 
 from vrrp_agent.wire.addresses import IPAddr
 
+from ._listen import listen_address
 from ._reader import (
     Check,
     Invalid,
@@ -115,6 +116,7 @@ def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
         "smtp_connect_timeout": s.get("smtp_connect_timeout", floats(lo_open=True)),
         **{key: s.get(key, boolean) for key in SMTP_ALERT_KEYS},
         "no_email_faults": s.get("no_email_faults", boolean),
+        "metrics_listen": s.get("metrics_listen", listen_address),
     }
     return GlobalDefs(**kwargs) if len(problems) == start else None
 

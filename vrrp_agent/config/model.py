@@ -145,6 +145,17 @@ class SmtpServer:
 
 
 @dataclass(frozen=True)
+class ListenAddress:
+    """global_defs.metrics_listen: where /metrics is served (an IP literal)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class GlobalDefs:
     """global_defs: settings of the whole node."""
 
@@ -180,6 +191,8 @@ class GlobalDefs:
     smtp_alert_vrrp: bool | None = None
     smtp_alert_checker: bool | None = None
     no_email_faults: bool = False  # no mail for FAULT transitions
+    # Prometheus /metrics (keepalived-exporter's names); None: not served.
+    metrics_listen: ListenAddress | None = None
 
 
 @dataclass(frozen=True)

@@ -635,6 +635,13 @@ class Node:
             "unicast_peer": [str(p) for p in inst.unicast_peer],
             **self._peer_ttl_status(inst),
             "virtual_ipaddress": [str(v.address) for v in inst.virtual_ipaddress],
+            "virtual_ipaddress_excluded": [str(v.address) for v in inst.virtual_ipaddress_excluded],
+            # The device each VIP (excluded ones too) lives on.
+            "vip_dev": {
+                str(v.address): v.dev or inst.vip_interface
+                for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
+            },
+            "garp_master_delay": r.params.garp_master_delay,
             "holds_vips": name in self.holding,
             # Each configured VIP as the last add found it: "present" while
             # held, "configured, not present: <why>" when the add failed.
@@ -657,6 +664,7 @@ class Node:
                 "adverts_sent": st.adverts_sent,
                 "adverts_received": st.adverts_received,
                 "became_master": st.became_master,
+                "released_master": st.released_master,
                 "priority_zero_sent": st.priority_zero_sent,
                 "priority_zero_received": st.priority_zero_received,
                 # Adverts accepted although their address list differs from

@@ -126,6 +126,8 @@ class Stats:
     adverts_sent: int = 0
     adverts_received: int = 0
     became_master: int = 0
+    # Left MASTER for any other state (keepalived's release_master).
+    released_master: int = 0
     priority_zero_received: int = 0
     priority_zero_sent: int = 0
     # Adverts accepted although their address list differs from ours.
@@ -344,6 +346,8 @@ class Router:
             # A new term as master: a fresh retry budget for its VIP adds.
             self.vip_retry.reset()
         if old is not new:
+            if old is State.MASTER:
+                self.stats.released_master += 1
             actions.append(StateChanged(old, new, reason))
         return actions + self.handler.enter(now)
 
@@ -506,14 +510,22 @@ class Router:
         if (p.unicast_peers or p.unicast_no_peer) and src not in p.unicast_peers:
             return "not_peer"
         if p.version == 2:
+            # keepalived's three counters: a type no VRRPv2 defines (invalid),
+            # another defined type (mismatch), the wrong password (failure).
+            if adv.auth_type not in _AUTH_TYPES:
+                return "auth_invalid"
             if adv.auth_type != p.auth_type:
-                return "auth"
+                return "auth_type"
             if p.auth_type != AUTH_NONE and _pad8(adv.auth_data) != _pad8(p.auth_data):
                 return "auth"
             # RFC 3768 7.1: a differing Adver Int MUST be discarded.
             if adv.max_advert_int != interval_on_wire(2, p.advert_int):
                 return "interval"
         return None
+
+
+# RFC 3768 5.3.6: 0 none, 1 simple text password, 2 IP Authentication Header.
+_AUTH_TYPES = (0, 1, 2)
 
 
 def _pad8(auth_data: bytes) -> bytes:

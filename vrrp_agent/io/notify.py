@@ -31,7 +31,7 @@ import shlex
 import stat
 import subprocess
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from vrrp_agent.config.model import Instance, SyncGroup
@@ -102,6 +102,15 @@ class Outcome:
     exit: int | None  # None: timed out or could not start; negative: killed by that signal
     detail: str  # "exit 0", "timed out after 30s, killed", "could not start: ..."
     duration: float
+
+    @property
+    def kind(self) -> str:
+        """ok, failed (a non-zero exit or a signal), timed_out or not_started."""
+        if self.exit == 0:
+            return "ok"
+        if self.exit is not None:
+            return "failed"
+        return "timed_out" if self.detail.startswith("timed out") else "not_started"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -261,6 +270,8 @@ class Notifier:
         self._closed = False
         self._told_not_root = False
         self.coalesced = 0  # transitions whose hooks were superseded before they ran
+        # Hook runs since start by how they ended (ok, failed, timed_out, not_started).
+        self.outcomes: Counter[str] = Counter()
         self._transitions = 0
         self._limited = LogLimiter(log)
 
@@ -375,6 +386,7 @@ class Notifier:
                 # _proc stays: drain() reaps a hook it had to kill.
                 self._running = None
             self._recent.append(outcome)
+            self.outcomes[outcome.kind] += 1
             level = logging.INFO if outcome.exit == 0 else logging.WARNING
             log.log(level, "notify: %s: %s (%.3fs)", job.label, outcome.detail, outcome.duration)
 
@@ -466,6 +478,7 @@ class Notifier:
         return {
             "queued": len(self._queue),
             "coalesced": self.coalesced,
+            "outcomes": dict(self.outcomes),
             "running": running,
             "recent": [o.as_dict() for o in self._recent],
             "fifo": self.fifo.status() if self.fifo is not None else None,

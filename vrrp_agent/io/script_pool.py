@@ -111,6 +111,8 @@ def _runner_status(runner: ScriptRunner) -> dict[str, object]:
     t = runner.tracker
     return {
         "state": t.state.value,
+        # idle, running or forcing_termination (a timed-out run being killed)
+        "run_state": runner.run_state,
         # Exit status of the last run; None when it timed out, could not be
         # started, or has not run yet (negative: killed by that signal).
         "last_exit": runner.last_exit,

@@ -181,6 +181,8 @@ class ScriptRunner:
         self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
+        # A timed-out run being killed (keepalived's "forcing termination").
+        self._killing = False
         self._creds: Credentials | None = None
         # The last abnormal outcome logged, so a missing file or a hanging
         # script is reported once, not every interval.
@@ -197,6 +199,15 @@ class ScriptRunner:
     @property
     def state(self) -> ScriptState:
         return self.tracker.state
+
+    @property
+    def run_state(self) -> str:
+        """keepalived's script state: idle, running, or forcing termination
+        (killed after its timeout, not reaped yet)."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return "idle"
+        return "forcing_termination" if self._killing else "running"
 
     @property
     def timeout(self) -> float:
@@ -285,10 +296,13 @@ class ScriptRunner:
             rc = await asyncio.wait_for(proc.wait(), self.timeout)
         except asyncio.TimeoutError:
             self._kill_group()
+            self._killing = True
             try:
                 await asyncio.wait_for(proc.wait(), REAP_GRACE)
             except asyncio.TimeoutError:
                 log.error("vrrp_script %s: pid %d survives SIGKILL", self.name, proc.pid)
+            finally:
+                self._killing = False
             # A hanging check is a failing check, not a configuration error.
             detail = f"timed out after {self.timeout:g}s, killed"
             return RunResult(False, None, detail, report=logging.WARNING)

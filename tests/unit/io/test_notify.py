@@ -211,6 +211,18 @@ def test_outcomes_are_logged_with_exit_codes(
     assert exits[("notify_master", "MASTER")] == 3
     assert exits[("notify_backup", "BACKUP")] is None
     assert exits[("notify_stop", "STOP")] == 0
+    # Counted since start, for /metrics (vrrp_agent_notify_hooks_total{outcome}).
+    assert status["outcomes"] == {"ok": 5, "failed": 1, "not_started": 2}
+
+
+def test_outcome_kinds() -> None:
+    from vrrp_agent.io.notify import Job, Outcome
+
+    job = Job("notify", "/bin/true", (), "INSTANCE", "VI_1", "MASTER", "root")
+    kinds = [Outcome(job, exit, detail, 0.0).kind for exit, detail in (
+        (0, "exit 0"), (1, "exit 1"), (-9, "killed by SIGKILL"),
+        (None, "timed out after 30s, killed"), (None, "could not start: no such file"))]  # fmt: skip
+    assert kinds == ["ok", "failed", "failed", "timed_out", "not_started"]
 
 
 def test_hook_killed_by_a_signal_is_reported_so(caplog: pytest.LogCaptureFixture) -> None:
