@@ -154,6 +154,13 @@ def test_routed_vips_render_frr_announcing_only_the_vips(protocol: str, tmp_path
         assert "neighbor 10.1.1.1 remote-as 65000" not in lines
 
 
+def test_metrics_listen_renders_into_global_defs(tmp_path: Path) -> None:
+    inv = example("master_backup")
+    inv["all"]["vars"]["vrrp_agent_metrics_listen"] = "[::]:9165"
+    for cfg in render(inv, tmp_path).values():
+        assert cfg["global_defs"]["metrics_listen"] == "[::]:9165"
+
+
 @pytest.mark.parametrize(
     ("method", "ips"), [("icmp", ["192.0.2.1", "2001:db8::1"]), ("arp", ["192.0.2.1"])]
 )
@@ -223,6 +230,14 @@ BAD = {
     "routed VIP with a prefix": (
         lambda inv: inv["all"]["vars"].update(vrrp_vip_routing="ospf", vrrp_vip_routing_ospf_area="0"),
         "vrrp_vips[0]: 192.0.2.100/24: a routed VIP is announced as a host route; write 192.0.2.100 or 192.0.2.100/32 (host lb2)",
+    ),
+    "metrics address without a port": (
+        lambda inv: inv["all"]["vars"].update(vrrp_agent_metrics_listen="0.0.0.0"),
+        "vrrp_agent_metrics_listen must be ADDR:PORT with an IPv4 or [IPv6] literal and a port 1..65535, such as 0.0.0.0:9165 or [::]:9165; got '0.0.0.0' (host lb1)",
+    ),
+    "monitoring host without agents that serve metrics": (
+        lambda inv: inv["all"]["children"].update(monitoring={"hosts": {"mon1": {"ansible_host": "192.0.2.60"}}}),
+        "mon1 is in vrrp_monitoring_group (monitoring), but no host of vrrp_nodes sets vrrp_agent_metrics_listen",
     ),
     "arbiter not an address": (
         lambda inv: inv["all"]["vars"].update(vrrp_arbiter_ips=["192.0.2.1", "192.0.2.0/24"]),
