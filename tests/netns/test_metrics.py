@@ -9,6 +9,7 @@ import http.client
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -163,3 +164,37 @@ def test_reload_rebinds_and_a_bad_address_keeps_the_old_listener(lab: Lab) -> No
     # Neither reload cost the instance anything.
     assert lab["n1"].has(VIP)
     assert a1.log().count("Entering MASTER STATE") == 1
+
+
+def test_every_name_the_dashboard_and_the_rules_use_is_served(lab: Lab) -> None:
+    """A live agent with something behind each family: a tracked script, a
+    virtual server (a real server that refuses: DOWN), and a drop (n2 runs
+    VRRPv2 on the same VRID, so n1 drops its adverts as version_mismatch)."""
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "scripts"))  # a plain module, as make lint runs it
+    from metric_names import missing
+
+    cfg = conf(1, 200)
+    cfg["global_defs"].update(script_user="nobody", lvs_backend="nftables")
+    cfg["vrrp_scripts"] = {"chk_true": {"script": "/bin/true", "interval": 0.5}}
+    cfg["vrrp_instances"]["VI_1"]["track_script"] = ["chk_true"]
+    cfg["virtual_servers"] = [{
+        "ip": VIP, "port": 80, "protocol": "TCP", "lb_algo": "rr", "lb_kind": "NAT",
+        "delay_loop": 1,
+        "real_servers": [{"ip": "10.99.0.3", "port": 80, "weight": 1,
+                          "TCP_CHECK": {"connect_timeout": 0.5, "retry": 0}}],
+    }]  # fmt: skip
+    other = conf(2, 100)
+    other["vrrp_instances"]["VI_1"].update(version=2, advert_int=1)
+    lab.agent("n1", cfg)
+    lab.agent("n2", other)
+    wait_for("n1 to drop n2's adverts", lambda: "vrrp_agent_rx_dropped_total" in scrape(lab, 1), 5)
+    wait_for(
+        "n1's real server to be checked DOWN",
+        lambda: 0.0 in scrape(lab, 1).get("vrrp_agent_real_server_up", {}).values(),
+        5,
+    )
+    _, body = get(lab, 1)
+    gone = missing(root / "dashboards/vrrp-agent.json", root / "prometheus/vrrp-agent.rules.yml",
+                   body.decode())  # fmt: skip
+    assert gone == set(), f"used by the dashboard or the rules, not served: {sorted(gone)}"
