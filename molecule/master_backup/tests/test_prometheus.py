@@ -35,8 +35,12 @@ def value(expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+# keepalived's (and the exporter's) form: the prefix shown unless it is /32.
+VIP_LABEL = f'ip_address="{VIP}/24"'
+
+
 def state_of(node: str) -> float | None:
-    return value(f'max(keepalived_vrrp_state{{instance="{node}",ip_address="{VIP}"}})')
+    return value(f'max(keepalived_vrrp_state{{instance="{node}",{VIP_LABEL}}})')
 
 
 def test_prometheus_scrapes_both_agents_with_the_rules_loaded() -> None:
@@ -93,7 +97,7 @@ def test_a_frozen_master_moves_in_prometheus_and_split_brain_does_not_fire() -> 
 def _export(path: str, start: float, end: float, frozen_at: float, thawed_at: float) -> None:
     series = {}
     for name, expr in (
-        ("state", f'max by (instance) (keepalived_vrrp_state{{ip_address="{VIP}"}})'),
+        ("state", f"max by (instance) (keepalived_vrrp_state{{{VIP_LABEL}}})"),
         ("up", 'up{job="vrrp-agent"}'),
         ("become_master", "keepalived_become_master_total"),
     ):
