@@ -18,6 +18,21 @@ import sys
 STATES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT"}
 
 
+def points(series: dict, t0: float, step: float) -> tuple[list[float], list[float]]:
+    """A range query's values as a step line that breaks where Prometheus has no
+    sample (a stale series: the frozen node's, which it could not scrape)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for t, v in series["values"]:
+        t = float(t) - t0
+        if xs and t - xs[-1] > 1.5 * step:
+            xs.append(xs[-1] + step)
+            ys.append(float("nan"))
+        xs.append(t)
+        ys.append(float(v))
+    return xs, ys
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -33,22 +48,20 @@ def main(argv: list[str]) -> int:
     fig, (ax_state, ax_up) = plt.subplots(
         2, 1, figsize=(9, 4.8), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]}
     )
-    for s in sorted(doc["series"]["state"], key=lambda s: s["metric"]["instance"]):
-        xs = [float(t) - t0 for t, _ in s["values"]]
-        ys = [float(v) for _, v in s["values"]]
-        ax_state.step(xs, ys, where="post", label=s["metric"]["instance"], linewidth=2)
-    for s in sorted(doc["series"]["up"], key=lambda s: s["metric"]["instance"]):
-        xs = [float(t) - t0 for t, _ in s["values"]]
-        ys = [float(v) for _, v in s["values"]]
-        ax_up.step(xs, ys, where="post", label=s["metric"]["instance"], linewidth=2)
+    step = doc.get("step", 1.0)
+    for ax, name in ((ax_state, "state"), (ax_up, "up")):
+        for s in sorted(doc["series"][name], key=lambda s: s["metric"]["instance"]):
+            xs, ys = points(s, t0, step)
+            ax.step(xs, ys, where="post", label=s["metric"]["instance"], linewidth=2)
     for ax in (ax_state, ax_up):
         ax.axvline(0, color="grey", linestyle="--")
         ax.axvline(doc["thawed_at"] - t0, color="grey", linestyle=":")
         ax.legend(loc="center right")
     ax_state.set_yticks(list(STATES), [STATES[k] for k in STATES])
     ax_state.set_title(
-        f'keepalived_vrrp_state{{ip_address="{doc["vip"]}"}} as Prometheus scraped it '
-        "(1 s): node1 frozen at 0 (dashed), thawed (dotted)"
+        "keepalived_vrrp_state as Prometheus scraped it every second: node1 frozen at 0 "
+        "(dashed), thawed (dotted);\nno line where a node could not be scraped",
+        fontsize=10,
     )
     ax_up.set_yticks([0, 1], ["down", "up"])
     ax_up.set_ylabel('up{job="vrrp-agent"}')

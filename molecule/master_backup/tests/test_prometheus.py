@@ -106,6 +106,7 @@ def _export(path: str, start: float, end: float, frozen_at: float, thawed_at: fl
         )
         with urllib.request.urlopen(url, timeout=10) as r:
             series[name] = json.load(r)["data"]["result"]
-    doc = {"vip": VIP, "frozen_at": frozen_at, "thawed_at": thawed_at, "series": series}
+    doc = {"vip": VIP, "frozen_at": frozen_at, "thawed_at": thawed_at, "step": SCRAPE,
+           "series": series}  # fmt: skip
     with open(path, "w") as f:
         json.dump(doc, f)
