@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,16 +69,36 @@ async def serve(addr: ListenAddress, status: Status) -> asyncio.AbstractServer:
             writer.close()
 
     try:
-        # limit bounds readuntil: a header block past it is refused, not buffered.
-        server = await asyncio.start_server(handle, addr.host, addr.port, limit=MAX_HEAD,
-                                            reuse_address=True)  # fmt: skip
+        sock = _bound(addr)
     except OSError as err:
         why = {errno.EADDRINUSE: "the address is in use",
                errno.EADDRNOTAVAIL: "no interface has this address"}.get(
                    err.errno or 0, err.strerror or str(err))  # fmt: skip
         raise MetricsListenError(f"{KEY}: cannot listen on {addr}: {why}") from err
+    # limit bounds readuntil: a header block past it is refused, not buffered.
+    server = await asyncio.start_server(handle, sock=sock, limit=MAX_HEAD)
     log.info("metrics: serving http://%s%s", addr, PATH)
     return server
+
+
+def _bound(addr: ListenAddress) -> socket.socket:
+    """The listening socket, bound here rather than by asyncio: Python 3.13's
+    create_server reports a failed bind as "could not bind on any address",
+    without the errno that tells a busy port from a foreign address."""
+    family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # [::] means IPv6 only, as written; 0.0.0.0 is the IPv4 one.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((addr.host, addr.port))
+        sock.listen(MAX_CLIENTS)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def respond(head: bytes, render: Callable[[], bytes]) -> bytes:
