@@ -310,6 +310,26 @@ def ifname(value: Any) -> str:
     return name
 
 
+def word_options(
+    item: str, words: Sequence[str], allowed: Sequence[str], supported: str
+) -> dict[str, str]:
+    """keepalived's `KEYWORD VALUE` pairs after an address in a one-line item
+    ("ADDR dev eth1 label eth1:1", "ADDR min_ttl 250"): each keyword among
+    `allowed`, once, with a value; `supported` says which, for the error."""
+    options: dict[str, str] = {}
+    rest = list(words)
+    while rest:
+        option = rest.pop(0)
+        if option not in allowed:
+            raise Invalid(f"unsupported option {option!r} in {item!r} (supported: {supported})")
+        if not rest:
+            raise Invalid(f"{option!r} needs a value in {item!r}")
+        if option in options:
+            raise Invalid(f"{option!r} given twice in {item!r}")
+        options[option] = rest.pop(0)
+    return options
+
+
 def name(value: Any) -> str:
     """A name of a script, instance, group: one token, as keepalived needs."""
     word = text(value)

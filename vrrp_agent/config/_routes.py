@@ -12,7 +12,17 @@ from typing import Any
 
 from vrrp_agent.wire.addresses import IPAddr
 
-from ._reader import Invalid, Section, describe, family_name, ifname, ints, ip_addr, text
+from ._reader import (
+    Invalid,
+    Section,
+    describe,
+    family_name,
+    ifname,
+    ints,
+    ip_addr,
+    text,
+    word_options,
+)  # fmt: skip
 from .model import ROUTE_SCOPES, ROUTE_TABLES, ROUTE_TYPES, IPNet, VirtualRoute, config_keys
 
 TtlRange = tuple[int, int]
@@ -38,19 +48,9 @@ def peer_from_string(item: str) -> tuple[IPAddr, TtlRange | None]:
     if not words:
         raise Invalid("must not be empty")
     address = ip_addr(words[0])
+    options = word_options(item, words[1:], ("min_ttl", "max_ttl"), "min_ttl N, max_ttl N")
     bounds: dict[str, int] = {}
-    rest = words[1:]
-    while rest:
-        option = rest.pop(0)
-        if option not in ("min_ttl", "max_ttl"):
-            raise Invalid(
-                f"unsupported option {option!r} in {item!r} (supported: min_ttl N, max_ttl N)"
-            )
-        if not rest:
-            raise Invalid(f"{option!r} needs a value in {item!r}")
-        if option in bounds:
-            raise Invalid(f"{option!r} given twice in {item!r}")
-        word = rest.pop(0)
+    for option, word in options.items():
         if not word.isdigit():
             raise Invalid(f"{option} must be an integer 0..255, got {word!r}")
         bounds[option] = _TTL(int(word))

@@ -31,6 +31,7 @@ from ._reader import (
     named_blocks,
     one_of,
     text,
+    word_options,
 )
 from ._routes import parse_peers, parse_routes
 from ._smtp import email_address, helo_name, smtp_server
@@ -169,19 +170,7 @@ def _vip_from_string(item: str) -> VirtualAddress:
     if not words:
         raise Invalid("must not be empty")
     address = _interface(words[0])
-    options: dict[str, str] = {}
-    rest = words[1:]
-    while rest:
-        option = rest.pop(0)
-        if option not in ("dev", "label"):
-            raise Invalid(
-                f"unsupported option {option!r} in {item!r} (supported: dev IFNAME, label LABEL)"
-            )
-        if not rest:
-            raise Invalid(f"{option!r} needs a value in {item!r}")
-        if option in options:
-            raise Invalid(f"{option!r} given twice in {item!r}")
-        options[option] = rest.pop(0)
+    options = word_options(item, words[1:], ("dev", "label"), "dev IFNAME, label LABEL")
     dev = ifname(options["dev"]) if "dev" in options else None
     label = _label(options["label"]) if "label" in options else None
     return VirtualAddress(address, dev, label)
