@@ -480,7 +480,7 @@ class _Converter:
                 if (v := self.word(item)) is not None:
                     i["unicast_src_ip"] = v
             elif k == "unicast_peer":
-                peers = [p for c in self.block(item) if (p := self.peer(c)) is not None]
+                peers = self.as_written(item, "unicast_peer", peer_from_string)
                 if peers:
                     i["unicast_peer"] = peers
                     meta["unicast_where"] = item.where
@@ -493,7 +493,7 @@ class _Converter:
                 if (n := self.number(item, 1, 255, integer=True)) is not None:
                     i[k] = n
             elif k == "virtual_routes":
-                i[k] = [r for c in self.block(item) if (r := self.route(c)) is not None]
+                i[k] = self.as_written(item, "virtual_routes", route_from_string)
             elif k == "authentication":
                 self.authentication(item, i, meta)
             elif k in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
@@ -599,25 +599,20 @@ class _Converter:
                 return None
         return " ".join(words)
 
-    def peer(self, node: Node) -> str | None:
-        """keepalived's `ADDR [min_ttl N] [max_ttl N]`, kept as written."""
-        text = " ".join([node.keyword, *node.args])
-        try:
-            peer_from_string(text)
-        except Invalid as err:
-            self.refuse(node.where, f"unicast_peer: {err}")
-            return None
-        return text
-
-    def route(self, node: Node) -> str | None:
-        """One virtual_routes line, kept as written when the agent reads it the same."""
-        text = " ".join([node.keyword, *node.args])
-        try:
-            route_from_string(text)
-        except Invalid as err:
-            self.refuse(node.where, f"virtual_routes: {err}")
-            return None
-        return text
+    def as_written(self, block: Node, key: str, parse: Callable[[str], object]) -> list[str]:
+        """A block's lines (unicast_peer's `ADDR [min_ttl N] [max_ttl N]`,
+        virtual_routes'), each kept as written when the agent reads it the
+        same; the others refused at their line."""
+        out = []
+        for node in self.block(block):
+            text = " ".join([node.keyword, *node.args])
+            try:
+                parse(text)
+            except Invalid as err:
+                self.refuse(node.where, f"{key}: {err}")
+                continue
+            out.append(text)
+        return out
 
     def track_ref(self, node: Node) -> Any:
         if len(node.args) >= 2 and node.args[0] == "weight":
