@@ -16,6 +16,7 @@ import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from vrrp_agent.io.client_limit import at_most
 from vrrp_agent.io.log_limit import LogLimiter
 
 if TYPE_CHECKING:
@@ -39,30 +40,18 @@ async def serve(path: str, status: Callable[[], dict[str, object]]) -> asyncio.A
     _refuse_non_socket(path)
     remove(path)  # a stale socket from a crashed run
 
-    clients = 0
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal clients
-        if clients >= MAX_CLIENTS:
-            # Each connection is a descriptor; a flood of them must not use up
-            # the ones the agent needs for its VRRP work.
-            _limited.warning("busy", "control socket: %d clients already; refusing", clients)
-            writer.close()
-            return
-        clients += 1
         try:
             answer = await _answer(reader, status)
             writer.write(json.dumps(answer).encode() + b"\n")
             await asyncio.wait_for(writer.drain(), timeout=IO_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError):  # asyncio's: not the builtin before 3.11
             pass
-        finally:
-            clients -= 1
-            writer.close()
 
+    guarded = at_most(MAX_CLIENTS, "control socket", _limited, handle)
     old_umask = os.umask(0o177)
     try:
-        return await asyncio.start_unix_server(handle, path, limit=MAX_LINE)
+        return await asyncio.start_unix_server(guarded, path, limit=MAX_LINE)
     finally:
         os.umask(old_umask)
 

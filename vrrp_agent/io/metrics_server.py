@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from vrrp_agent.config.model import ListenAddress
+from vrrp_agent.io.client_limit import at_most
 from vrrp_agent.io.instance_port import StartupError
 from vrrp_agent.io.log_limit import LogLimiter
 
@@ -47,15 +48,7 @@ async def serve(addr: ListenAddress, status: Status) -> asyncio.AbstractServer:
     # agent without metrics_listen should not pay.
     from vrrp_agent.metrics import render
 
-    clients = 0
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal clients
-        if clients >= MAX_CLIENTS:
-            _limited.warning("busy", "metrics: %d clients already; refusing", clients)
-            writer.close()
-            return
-        clients += 1
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=IO_TIMEOUT)
             writer.write(respond(head, lambda: render(status())))
@@ -64,9 +57,6 @@ async def serve(addr: ListenAddress, status: Status) -> asyncio.AbstractServer:
             writer.write(_response(431, b"request header fields too large\n"))
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass  # gone or too slow: nothing to answer
-        finally:
-            clients -= 1
-            writer.close()
 
     try:
         sock = _bound(addr)
@@ -76,7 +66,8 @@ async def serve(addr: ListenAddress, status: Status) -> asyncio.AbstractServer:
                    err.errno or 0, err.strerror or str(err))  # fmt: skip
         raise MetricsListenError(f"{KEY}: cannot listen on {addr}: {why}") from err
     # limit bounds readuntil: a header block past it is refused, not buffered.
-    server = await asyncio.start_server(handle, sock=sock, limit=MAX_HEAD)
+    guarded = at_most(MAX_CLIENTS, "metrics", _limited, handle)
+    server = await asyncio.start_server(guarded, sock=sock, limit=MAX_HEAD)
     log.info("metrics: serving http://%s%s", addr, PATH)
     return server
 
