@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-for folder in (REPO / "roles/vrrp/filter_plugins", REPO / "scripts"):
+for folder in (
+    REPO / "roles/vrrp/filter_plugins",
+    REPO / "roles/vrrp_ops/filter_plugins",
+    REPO / "roles/vrrp_ops/files",
+    REPO / "scripts",
+):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))

@@ -14,7 +14,8 @@ the lab kit runs it inside a client, a lab namespace or a container
     python3 http_probe.py summary OUT
         What a `watch` record shows, as one JSON object: requests, failed,
         downtime_s (the longest run of failures, from the start of its first
-        request to the start of the first answered one after it), recovered
+        request to the start of the first answered one after it), outages
+        (how many runs of failures), recovered
         (false when the record ends in failures), answers (count per page).
 
 An answer is the page ("Hello from web1") or "ERR: reason" (no answer, or an
@@ -91,13 +92,14 @@ def summary(lines: list[str]) -> dict[str, object]:
     requests = [r for r in rows if isinstance(r, list)]
     header = rows[0] if rows and isinstance(rows[0], dict) else {}
     answers: dict[str, int] = {}
-    longest, failed_since, failed = 0.0, None, 0
+    longest, failed_since, failed, outages = 0.0, None, 0, 0
     for t, ok, answer in requests:
         answers[answer] = answers.get(answer, 0) + 1
         if not ok:
             failed += 1
             if failed_since is None:
                 failed_since = t
+                outages += 1
         elif failed_since is not None:
             longest = max(longest, t - failed_since)
             failed_since = None
@@ -108,6 +110,7 @@ def summary(lines: list[str]) -> dict[str, object]:
         "requests": len(requests),
         "failed": failed,
         "downtime_s": round(longest, 3),
+        "outages": outages,
         "recovered": failed_since is None,
         "done": any(isinstance(r, dict) and r.get("done") for r in rows),
         "answers": answers,
