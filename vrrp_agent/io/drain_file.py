@@ -37,7 +37,8 @@ def read(path: str) -> Reading:
     try:
         with open(path, "rb") as f:
             raw = f.read(4096)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # Not there (ENOTDIR: a component of the path is a file, so it cannot be).
         return Reading(False)
     except OSError as err:
         return Reading(True, None, f"cannot read {path} ({describe(err)}): drained all the same")

@@ -48,6 +48,11 @@ def test_read_absent_written_and_corrupt(tmp_path: Path) -> None:
     assert drain_file.read(path) == Reading(False)
 
 
+def test_a_path_under_a_file_is_absent_not_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    assert drain_file.read(str(tmp_path / "file" / "drained")) == Reading(False)
+
+
 def test_an_unreadable_drain_file_still_means_drained(tmp_path: Path) -> None:
     path = tmp_path / "drained"
     path.mkdir()  # reading a directory fails (EISDIR) as root too
