@@ -119,6 +119,7 @@ class Agent:
     log_path: Path
     proc: subprocess.Popen[bytes]
     control_socket: str
+    drain_file: str = ""
 
     @property
     def pid(self) -> int:
@@ -162,7 +163,8 @@ class Agent:
         return self.proc.wait()
 
     def rewrite(self, config: dict) -> None:
-        """Replace the file, keeping the lab's global_defs (router_id, control socket)."""
+        """Replace the file, keeping the lab's global_defs (router_id, control
+        socket, drain file)."""
         old = yaml.safe_load(self.config_path.read_text())
         config = {"global_defs": old["global_defs"], **config}
         self.config_path.write_text(yaml.safe_dump(config))
@@ -265,6 +267,9 @@ class Lab:
         where = files or self.tmp
         sock = str(where / f"{host}-{len(self.agents)}.sock")
         gd.setdefault("control_socket", sock)
+        # Never the default under /run: a drain in one test (or on this
+        # machine) must not leave another agent drained.
+        gd.setdefault("drain_file", str(where / f"{host}-{len(self.agents)}.drained"))
         path = where / f"{host}-{len(self.agents)}.yml"
         path.write_text(yaml.safe_dump(config))
         log = self.tmp / f"{host}-{len(self.agents)}.log"
@@ -280,7 +285,7 @@ class Lab:
             "DEBUG",
         ]
         proc = h.popen(env_cmd, log, env)
-        a = Agent(h, path, log, proc, gd["control_socket"])
+        a = Agent(h, path, log, proc, gd["control_socket"], gd["drain_file"])
         self.agents.append(a)
         if wait:
             a.wait_ready()

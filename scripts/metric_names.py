@@ -63,6 +63,7 @@ AGENT_NAMES = frozenset(
         "vrrp_agent_real_server_up",
         "vrrp_agent_virtual_server_programmed",
         "vrrp_agent_holds_vips",
+        "vrrp_agent_drained",
     }
 )
 # Series Prometheus makes itself for every target; no exporter serves them.

@@ -1,4 +1,4 @@
-"""vrrp-agent run | validate | status.
+"""vrrp-agent run | validate | status | drain | undrain.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 `validate` and `status` import neither asyncio nor the network layer, so they
@@ -37,11 +37,15 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "run in the foreground, logging to stderr"),
         ("validate", "check a configuration file and exit"),
         ("status", "ask the running agent for its state"),
+        ("drain", "node maintenance: every MASTER hands over, nothing becomes MASTER"),
+        ("undrain", "end the maintenance: instances compete for MASTER again"),
     ):
         s = sub.add_parser(name, help=text, description=text)
         s.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"default {DEFAULT_CONFIG}")
         if name == "run":
             s.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+        if name in ("drain", "undrain"):
+            s.add_argument("--json", action="store_true", help="print the agent's JSON answer")
         if name == "status":
             s.add_argument("--json", action="store_true", help="print the raw JSON document")
             s.add_argument(
@@ -171,6 +175,55 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drain(args: argparse.Namespace) -> int:
+    """drain / undrain: one command over the control socket; exit 0 when the
+    node is (now, or already) in the state asked for, 1 otherwise."""
+    from vrrp_agent.io.control import request
+
+    cmd = args.command
+    path = _control_socket(args.config, cmd)
+    try:
+        answer = request(path, cmd)
+    except (OSError, ValueError) as err:
+        print(f"vrrp-agent {cmd}: no agent answers on {path}: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+    if "error" in answer:
+        print(f"vrrp-agent {cmd}: the agent refused: {answer['error']}", file=sys.stderr)
+        return 1
+    if answer.get("drained") is not (cmd == "drain"):
+        print(f"vrrp-agent {cmd}: unexpected answer {json.dumps(answer)}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(_drain_line(answer))
+    return 0
+
+
+def _iso(when: object) -> str:
+    if not isinstance(when, (int, float)):
+        return "an unknown time"
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def _drain_line(answer: dict[str, object]) -> str:
+    """One line for drain's or undrain's answer."""
+    since = _iso(answer.get("since"))
+    if answer.get("drained"):
+        if not answer.get("changed"):
+            return f"drained since {since} (already; nothing changed)"
+        released = answer.get("released") or []
+        assert isinstance(released, list)
+        if not released:
+            return f"drained since {since}: no instance was MASTER"
+        return f"drained since {since}: released {', '.join(map(str, released))}"
+    if not answer.get("changed"):
+        return "not drained (already; nothing changed)"
+    return f"not drained (was drained since {since})"
+
+
 def _watch(path: str, interval: float, as_json: bool) -> int:
     """Redraw until Ctrl-C. On a terminal the screen is cleared first (ANSI:
     home, erase); piped, each frame follows the last after a blank line, so
@@ -201,7 +254,7 @@ def _watch(path: str, interval: float, as_json: bool) -> int:
         return 0
 
 
-def _control_socket(config_path: str) -> str:
+def _control_socket(config_path: str, cmd: str = "status") -> str:
     """Where the agent listens. An operator asking for status while the file
     is half-edited still deserves an answer, so only this one key must be sound."""
     try:
@@ -218,7 +271,7 @@ def _control_socket(config_path: str) -> str:
         if not isinstance(path, str):
             path = DEFAULT_CONTROL_SOCKET
         print(
-            f"vrrp-agent status: {config_path} has {len(err.problems)} problem(s) "
+            f"vrrp-agent {cmd}: {config_path} has {len(err.problems)} problem(s) "
             f"(see 'vrrp-agent validate'); asking {path}",
             file=sys.stderr,
         )
@@ -252,6 +305,10 @@ def _table(answer: dict[str, object]) -> str:
     )
     if dropped:
         header += f"  unattributed drops {dropped}"
+    if answer.get("drained"):
+        # Right under the header: whatever the table says, nothing becomes MASTER.
+        since = _iso(answer.get("drained_since"))
+        header += f"\nDRAINED since {since} (vrrp-agent undrain to end)"
     extra = []
     for name, st in instances.items():
         # A VIP the last add could not configure: the state alone would hide it.
@@ -294,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
         "validate": cmd_validate,
         "status": cmd_status,
+        "drain": cmd_drain,
+        "undrain": cmd_drain,
         "import-keepalived": cmd_import_keepalived,
     }[args.command]
     try:

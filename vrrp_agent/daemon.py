@@ -23,6 +23,7 @@ from vrrp_agent.core.reload import ReloadPlan
 from vrrp_agent.core.tracking import LinkState
 from vrrp_agent.io import control, metrics_server, systemd
 from vrrp_agent.io.companions import Companions
+from vrrp_agent.io.drain_file import Maintenance
 from vrrp_agent.io.host_reads import TrackFiles, read_link
 from vrrp_agent.io.instance_port import InstancePort, StartupError
 from vrrp_agent.io.link_watch import LinkWatch
@@ -61,6 +62,7 @@ class Agent:
         self.side = Companions(lambda: self._record("arbiter"), lambda: self._record("lvs"),
                                self.mail.real_server_changed)  # fmt: skip
         self.reloads = 0
+        self.maintenance = Maintenance(self.node, self._run, self.loop.time)  # drain / undrain
         # Recorded by callbacks, acted on by the main loop between events.
         self.signals: list[int] = []
         self._scripts_changed: set[str] = set()
@@ -81,13 +83,15 @@ class Agent:
         if (listen := self.cfg.global_defs.metrics_listen) is not None:
             # Before the control socket: a busy address leaves nothing behind.
             self._metrics = await metrics_server.serve(listen, self.status)
-        self._server = await control.serve(self.cfg.global_defs.control_socket, self.status)
+        self._server = await control.serve(self.cfg.global_defs.control_socket, self.status,
+                                           self._commands())  # fmt: skip
         fresh = self.scripts.sync(self.cfg)
         # At start an insecure script is disabled rather than refused (as keepalived).
         verdict = accept(self.cfg)
         verdict.log(self.cfg.path)
         self.notifier.disabled = verdict.scripts.disabled
         self.scripts.disable_insecure(verdict.scripts.disabled)
+        self.maintenance.start(self.cfg.global_defs.drain_file)  # before any instance starts
         self._apply(self.cfg, plan, built)
         # After the instances: a check's first result then has a router to act on.
         self.scripts.launch(fresh)
@@ -190,7 +194,9 @@ class Agent:
         fresh = self.scripts.sync(new)
         self._apply(new, plan, built)
         if new.global_defs.control_socket != old.control_socket:
-            self._server = await control.move(self._server, old.control_socket, new, self.status)
+            self._server = await control.move(self._server, old.control_socket, new, self.status,
+                                              self._commands())  # fmt: skip
+        self.maintenance.moved(old.drain_file, new.global_defs.drain_file)
         if new.global_defs.metrics_listen != old.metrics_listen:
             self._metrics = await metrics_server.move(
                 self._metrics, old.metrics_listen, new.global_defs.metrics_listen, self.status
@@ -203,6 +209,12 @@ class Agent:
                  len(plan.kept), len(plan.gone), len(plan.fresh))  # fmt: skip
         await reap(stale)
         systemd.notify("READY=1")
+
+    def _commands(self) -> dict[str, control.Answer]:
+        # The drain file of the configuration running when the command comes.
+        m = self.maintenance
+        return {"drain": lambda: m.drain(self.cfg.global_defs.drain_file),
+                "undrain": lambda: m.undrain(self.cfg.global_defs.drain_file)}  # fmt: skip
 
     def _sync_companions(self, cfg: Config, rebuild_lvs: bool) -> None:
         self.side.sync_arbiter(cfg)

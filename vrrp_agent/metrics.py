@@ -291,7 +291,10 @@ def _node_extras(doc: Doc) -> list[Metric]:
                     labels=("group",))  # fmt: skip
     for group, state in (doc.get("vrrp_sync_groups") or {}).items():
         groups.add_metric([group], STATE_VALUES.get(str(state), 0))
-    out += [info, reloads, unattributed, groups]
+    drained = _gauge("drained", "1 while the node is drained (vrrp-agent drain): nothing becomes "
+                     "MASTER here", labels=())  # fmt: skip
+    drained.add_metric([], 1 if doc.get("drained") else 0)
+    out += [info, reloads, unattributed, groups, drained]
     out += _notify(doc.get("notify") or {})
     out += _arbiter(doc.get("arbiter"))
     out += _virtual_servers(doc.get("virtual_servers") or [])

@@ -52,6 +52,10 @@ def agent_status(
         "config": config.path,
         "uptime": round(uptime, 3),
         "reloads": reloads,
+        # `vrrp-agent drain`: no instance becomes MASTER until undrain;
+        # drained_since is unix time (null: unknown, e.g. an unreadable drain file).
+        "drained": own["drained"],
+        "drained_since": own["drained_since"],
         "instances": instances,
         "vrrp_sync_groups": own["vrrp_sync_groups"],
         "vrrp_scripts": scripts.status(),

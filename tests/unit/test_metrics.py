@@ -327,3 +327,28 @@ def test_render_is_byte_for_byte_generate_latest() -> None:
     for doc in (document(), document(VI_X=tricky), {"instances": {}},
                 document(**{f"VI_{i}": instance(virtual_router_id=i) for i in range(1, 256)})):  # fmt: skip
         assert fast(doc) == render(doc).encode()
+
+
+def test_drained_gauge_follows_the_status_document() -> None:
+    assert value(scrape(document()), "vrrp_agent_drained") == 0
+    doc = {**document(), "drained": True, "drained_since": 1700000000.0}
+    assert value(scrape(doc), "vrrp_agent_drained") == 1
+
+
+def test_the_agent_status_document_says_drained_and_since() -> None:
+    from vrrp_agent.status import agent_status
+
+    class Part:
+        def status(self) -> object:
+            return {}
+
+    fab = Fabric()
+    host = fab.add_host("a", "10.0.0.1", {"VI_1": (51, 200)})
+    fab.start("a")
+    fab.run_until(5.0)
+    fab.hosts["a"].node.drain(fab.now, since=1700000100.5)
+    doc = agent_status(host.node, fab.now, config=host.node.config, uptime=5.0, reloads=0,
+                       scripts=Part(), notifier=Part(), arbiter=None, lvs=None)  # fmt: skip
+    assert (doc["drained"], doc["drained_since"]) == (True, 1700000100.5)
+    assert doc["instances"]["VI_1"]["last_transition_reason"] == "drained"
+    assert value(scrape(doc), "vrrp_agent_drained") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_interface
@@ -85,6 +86,15 @@ def _control_socket(value: Any) -> str:
     return path
 
 
+def _drain_file(value: Any) -> str:
+    path = abs_path(value)
+    if path.endswith("/") or os.path.basename(path) in (".", ".."):
+        raise Invalid(f"must name a file, got the directory {path!r}")
+    if "\0" in path:
+        raise Invalid("must not contain a NUL character")
+    return path
+
+
 def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
     if data is None:
         return GlobalDefs()
@@ -96,6 +106,7 @@ def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
     kwargs = {
         "router_id": s.get("router_id", text),
         "control_socket": s.get("control_socket", _control_socket),
+        "drain_file": s.get("drain_file", _drain_file),
         "vrrp_garp_master_delay": s.get("vrrp_garp_master_delay", floats()),
         "vrrp_garp_master_repeat": s.get("vrrp_garp_master_repeat", _REPEAT),
         "vrrp_garp_master_refresh": s.get("vrrp_garp_master_refresh", floats()),
@@ -119,6 +130,8 @@ def parse_global_defs(problems: Problems, data: Any) -> GlobalDefs | None:
         "no_email_faults": s.get("no_email_faults", boolean),
         "metrics_listen": s.get("metrics_listen", listen_address),
     }
+    if kwargs["drain_file"] == kwargs["control_socket"]:
+        s.error("drain_file", f"must differ from control_socket ({kwargs['drain_file']})")
     return GlobalDefs(**kwargs) if len(problems) == start else None
 
 

@@ -163,6 +163,10 @@ class GlobalDefs:
     # would go stale in long-lived test processes and is I/O at import.
     router_id: str = field(default_factory=socket.gethostname)
     control_socket: str = "/run/vrrp-agent/agent.sock"
+    # Where `vrrp-agent drain` records the drain (JSON {"since": unix time}):
+    # present at start, the agent starts drained. Under /run it lasts until
+    # reboot (the unit keeps its RuntimeDirectory across restarts).
+    drain_file: str = "/run/vrrp-agent/drained"
     vrrp_garp_master_delay: float = 5.0
     vrrp_garp_master_repeat: int = 5
     vrrp_garp_master_refresh: float = 0.0

@@ -170,7 +170,8 @@ class Coordinator:
         self.waiting = {}
         for name, r in routers.items():
             want = r.want
-            if want is None or r.state is not State.BACKUP:
+            # A drained router never claims; a want it held was withdrawn.
+            if want is None or r.state is not State.BACKUP or r.drained:
                 continue
             reason = self._blocked_by_group(name, routers)
             partner_name = self.pairs.get(name)

@@ -18,7 +18,8 @@ out, in order:
 
 One method per event: `receive`, `on_timer`, `script_changed`,
 `links_changed`, `files_changed`, `arbiter_round`, `apply` (start and
-reload) and `shutdown`; `next_deadline()` says when `on_timer` is due.
+reload), `drain` / `undrain` (node maintenance) and `shutdown`;
+`next_deadline()` says when `on_timer` is due.
 """
 
 from __future__ import annotations
@@ -216,6 +217,10 @@ class Node:
         self._out: list[NodeAction] = []
         # Transitions not yet seen by the coordinator, with what reports them.
         self._transitions: list[tuple[Instance, Router, StateChanged]] = []
+        # `drain`ed: no instance becomes master (fresh ones start drained).
+        # `drained_since` is the caller's wall-clock time (None: unknown).
+        self.drained = False
+        self.drained_since: float | None = None
 
     # ---------------------------------------------------------------- events
 
@@ -255,6 +260,7 @@ class Node:
             # with the wrong Master_Down (both calls yield no actions in INIT).
             self._track(name, now)
             router.gated = self.coordinator.gated(name)
+            router.drained = self.drained
             self._arbiter_fault(name, now)
             self._exec(name, router.start(now))
         self._settle(now)
@@ -272,6 +278,30 @@ class Node:
         """Stop every instance: a master sends priority 0 and removes its VIPs."""
         for name in list(self.routers):
             self._remove(name, now)
+        return self._finish(now)
+
+    def drain(self, now: float, since: float | None) -> list[NodeAction]:
+        """Node maintenance: every master sends priority 0, removes its VIPs
+        and becomes BACKUP ("drained"); from here on no instance becomes
+        master (see `Router.drain`). `since` is the wall-clock time the
+        caller reports. Already drained: nothing changes, no actions."""
+        if self.drained:
+            return []
+        self.drained, self.drained_since = True, since
+        # Every router first, then one settle: a sync group's members all
+        # leave for "drained", none for a mate that "lost its election".
+        for name in list(self.routers):
+            self._exec(name, self.routers[name].drain(now))
+        return self._finish(now)
+
+    def undrain(self, now: float) -> list[NodeAction]:
+        """End the maintenance: instances compete again from BACKUP (their
+        Master_Down timers armed, preemption as configured)."""
+        if not self.drained:
+            return []
+        self.drained, self.drained_since = False, None
+        for name in list(self.routers):
+            self._exec(name, self.routers[name].undrain(now))
         return self._finish(now)
 
     def receive(
@@ -611,6 +641,8 @@ class Node:
             },
             "vrrp_sync_groups": dict(sorted(self.group_states.items())),
             "rx_dropped": dict(self.rx_dropped),
+            "drained": self.drained,
+            "drained_since": self.drained_since,
         }
 
     def _instance_status(self, name: str, now: float) -> dict[str, object]:
@@ -761,6 +793,18 @@ class Node:
             },
             "track_delta": self.track_deltas.get(name, {}),
         }
+
+
+def released(actions: Iterable[NodeAction]) -> list[str]:
+    """The instances that left MASTER in `actions`, in order (once each)."""
+    names: list[str] = []
+    for batch in actions:
+        if not isinstance(batch, InstanceActions):
+            continue
+        left = any(isinstance(a, StateChanged) and a.old is State.MASTER for a in batch.actions)
+        if left and batch.instance not in names:
+            names.append(batch.instance)
+    return names
 
 
 def _source(key: object) -> FaultSource | None:

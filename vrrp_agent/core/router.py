@@ -29,6 +29,7 @@ from vrrp_agent.core.actions import (
 )
 from vrrp_agent.core.faults import VIPS_FAULT
 from vrrp_agent.core.router_states import (
+    DRAINED,
     MASTER_GONE,
     PREEMPTING,
     RESIGNED,
@@ -55,6 +56,7 @@ from vrrp_agent.wire.addresses import IPAddr
 # Names other modules import from here, although they are defined next door.
 __all__ = [
     "ADVER",
+    "DRAINED",
     "GARP_DELAY",
     "GARP_REFRESH",
     "MASTER_DOWN",
@@ -158,6 +160,8 @@ class Router:
         self.last_reason = ""
         # Gated: becoming master needs the agent's consent (`take_over`).
         self.gated = False
+        # The node is drained (`drain`): never become master, whatever happens.
+        self.drained = False
         self.want: Want | None = None
         # The priority in the last non-zero advert heard as a backup.
         self.last_seen_priority: int | None = None
@@ -331,6 +335,27 @@ class Router:
         """Leave gracefully: a master tells the backups with priority 0 (RFC 9568 6.4.3)."""
         return self.handler.shutdown(now)
 
+    def drain(self, now: float) -> list[Action]:
+        """Give up mastership and never claim it until `undrain`: a master
+        sends priority 0, removes its VIPs and becomes BACKUP ("drained");
+        any other state only stops claiming (a pending claim is withdrawn)."""
+        if self.drained:
+            return []
+        self.drained = True
+        self.withdraw_claim()
+        self.cancel_timer(PREEMPT)
+        return self.handler.drain(now)
+
+    def undrain(self, now: float) -> list[Action]:
+        """Compete again: a backup arms its Master_Down timer (unless a master
+        it follows keeps it running), and the usual rules apply from there."""
+        if not self.drained:
+            return []
+        self.drained = False
+        if self.state is State.BACKUP:
+            self.set_timer_once(MASTER_DOWN, now + self.master_down)
+        return []
+
     # ---------------------------------------------------------- for the states
 
     def transition(self, new: State, now: float, reason: str) -> list[Action]:
@@ -404,7 +429,11 @@ class Router:
         self.master_ip = None
 
     def claim(self, now: float, kind: str, why: str) -> list[Action]:
-        """Our protocol rules say: become master. Ungated, do it; gated, ask."""
+        """Our protocol rules say: become master. Ungated, do it; gated, ask.
+        Drained, neither: the router stays where it is."""
+        if self.drained:
+            log.debug("(%s) drained: not claiming mastership (%s)", self.params.name, why)
+            return []
         if not self.gated:
             return self.transition(State.MASTER, now, why)
         self.want = Want(kind, why, now)

@@ -31,6 +31,8 @@ MASTER_GONE = "master_down"  # nobody has been heard for Master_Down_Interval
 RESIGNED = "resigned"  # the master left with priority 0
 
 SHUTTING_DOWN = "shutting down"
+# The reason a master gives when the node is drained (`vrrp-agent drain`).
+DRAINED = "drained"
 
 
 @runtime_checkable
@@ -98,6 +100,11 @@ class RouterState(Protocol):
         """The router stops (the agent exits, or the instance was removed)."""
         ...
 
+    def drain(self, now: float) -> list[Action]:
+        """The node was drained: a master gives up mastership (the router's
+        `drained` flag is set already and keeps every state from claiming)."""
+        ...
+
 
 def _describe(adv: Advertisement, src: IPAddr) -> str:
     return f"priority {adv.priority} from {src}"
@@ -157,6 +164,9 @@ class Quiet:
     def shutdown(self, now: float) -> list[Action]:
         return self.router.transition(State.INIT, now, SHUTTING_DOWN)
 
+    def drain(self, now: float) -> list[Action]:
+        return []
+
 
 class Init(Quiet):
     """Not started yet, or stopped. Faults raised here are only recorded:
@@ -171,7 +181,7 @@ class Init(Quiet):
         if r.faults:
             # Fault reasons set before start (e.g. a link already down).
             return r.transition(State.FAULT, now, r.fault_summary)
-        if r.is_owner:
+        if r.is_owner and not r.drained:
             return r.transition(State.MASTER, now, "address owner (priority 255)")
         # Whatever an earlier, crashed run left configured is not ours to hold yet.
         actions = r.remove_vips("start-up cleanup")
@@ -227,7 +237,9 @@ class Backup(Quiet):
             r.withdraw_claim()
             return []
         r.last_seen_priority = adv.priority
-        if not r.params.preempt or adv.priority >= r.effective_priority:
+        # Drained, a backup follows whoever is master, as without preemption:
+        # it will not claim, and status shows the master it hears.
+        if not r.params.preempt or r.drained or adv.priority >= r.effective_priority:
             self._follow(adv, src, now)
             self.resigned_by = None
             r.withdraw_claim()
@@ -276,7 +288,7 @@ class Backup(Quiet):
 
     def take_over(self, now: float) -> list[Action]:
         want = self.router.want
-        if want is None:
+        if want is None or self.router.drained:
             return []
         return self.router.transition(State.MASTER, now, want.why)
 
@@ -379,6 +391,14 @@ class Master(Quiet):
     def shutdown(self, now: float) -> list[Action]:
         # Tell the backups with priority 0 (RFC 9568 6.4.3), then leave as every state does.
         return self.router.send_priority_zero() + super().shutdown(now)
+
+    def drain(self, now: float) -> list[Action]:
+        # As on shutdown: priority 0, so the peer takes over after Skew_Time;
+        # leaving MASTER removes the VIPs (and their routes).
+        r = self.router
+        actions = r.send_priority_zero()
+        r.last_seen_priority = None
+        return actions + r.transition(State.BACKUP, now, DRAINED)
 
 
 # The object that handles each state's events; `Router` makes one of each.

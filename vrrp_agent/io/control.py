@@ -2,6 +2,9 @@
 
 Protocol: the client sends one line (a command word), the agent answers one
 JSON document and closes. Root-only (0600): status shows peers and counters.
+The commands that change the node (`drain`, `undrain`) also check the peer's
+uid (SO_PEERCRED), so a socket made reachable to others still answers only
+`status` to them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from vrrp_agent.io.client_limit import at_most
@@ -24,7 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vrrp_agent")
 
-COMMANDS = ("status",)
+COMMANDS = ("status", "drain", "undrain")
+# Commands only a peer with uid 0 may give (the others get an error).
+ROOT_COMMANDS = frozenset({"drain", "undrain"})
+Answer = Callable[[], dict[str, object]]
 MAX_CLIENTS = 16  # `status` from a few terminals and a monitoring poller
 MAX_LINE = 64 * 1024  # asyncio's default stream limit: a command is one short word
 IO_TIMEOUT = 5.0  # to send the request, and to take the answer
@@ -35,14 +42,19 @@ class ControlSocketError(OSError):
     """The control socket's path is taken by something that is not a socket."""
 
 
-async def serve(path: str, status: Callable[[], dict[str, object]]) -> asyncio.AbstractServer:
+async def serve(
+    path: str, status: Answer, commands: Mapping[str, Answer] | None = None
+) -> asyncio.AbstractServer:
+    """Listen on `path`: `status` answers the status command, `commands` the
+    root-only ones (a command without an entry there is unknown)."""
+    actions = dict(commands or {})
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
     _refuse_non_socket(path)
     remove(path)  # a stale socket from a crashed run
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            answer = await _answer(reader, status)
+            answer = await _answer(reader, status, actions, _peer_uid(writer))
             writer.write(json.dumps(answer).encode() + b"\n")
             await asyncio.wait_for(writer.drain(), timeout=IO_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError):  # asyncio's: not the builtin before 3.11
@@ -56,8 +68,21 @@ async def serve(path: str, status: Callable[[], dict[str, object]]) -> asyncio.A
         os.umask(old_umask)
 
 
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The uid of the client process (None: the kernel would not say)."""
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return None
+    return int(struct.unpack("3i", creds)[1])
+
+
 async def _answer(
-    reader: asyncio.StreamReader, status: Callable[[], dict[str, object]]
+    reader: asyncio.StreamReader,
+    status: Answer,
+    commands: Mapping[str, Answer],
+    uid: int | None,
 ) -> dict[str, object]:
     try:
         line = await asyncio.wait_for(reader.readline(), timeout=IO_TIMEOUT)
@@ -67,17 +92,22 @@ async def _answer(
     cmd = line.decode(errors="replace").strip() or "status"
     if cmd == "status":
         return status()
+    if cmd in commands:
+        if uid != 0:
+            log.warning("control socket: %s refused, peer uid %s is not root", cmd, uid)
+            return {"error": f"{cmd} needs root (peer uid {uid})"}
+        return commands[cmd]()
     return {"error": f"unknown command {cmd[:64]!r}; known: {', '.join(COMMANDS)}"}
 
 
 async def move(
     server: asyncio.AbstractServer | None, old_path: str, new: Config,
-    status: Callable[[], dict[str, object]],
+    status: Answer, commands: Mapping[str, Answer] | None = None,
 ) -> asyncio.AbstractServer | None:  # fmt: skip
     """A reload that names another control_socket: listen there first, so a
     bad path costs nothing and the old socket keeps answering."""
     try:
-        fresh = await serve(new.global_defs.control_socket, status)
+        fresh = await serve(new.global_defs.control_socket, status, commands)
     except OSError as err:
         log.error("reload: %s; still listening on %s", err, old_path)
         return server

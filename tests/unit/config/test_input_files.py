@@ -143,3 +143,25 @@ def test_serve_replaces_a_stale_socket(tmp_path: Path) -> None:
             second.close()
 
     assert asyncio.run(twice()) == {"ok": True}
+
+
+def test_drain_file_defaults_under_run_and_must_be_an_absolute_file_path() -> None:
+    assert parse(MINIMAL).global_defs.drain_file == "/run/vrrp-agent/drained"
+    assert parse(
+        MINIMAL + "global_defs: {drain_file: /var/lib/x/drained}\n"
+    ).global_defs.drain_file == ("/var/lib/x/drained")
+    for value, why in (
+        ("run/drained", "expected an absolute path, got 'run/drained'"),
+        ("/run/vrrp-agent/", "must name a file, got the directory '/run/vrrp-agent/'"),
+        ("/run/..", "must name a file, got the directory '/run/..'"),
+        (
+            "/run/vrrp-agent/agent.sock",
+            "must differ from control_socket (/run/vrrp-agent/agent.sock)",
+        ),
+    ):
+        with pytest.raises(ConfigError) as err:
+            parse(MINIMAL + f"global_defs: {{drain_file: {value!r}}}\n")
+        assert err.value.problems == [f"<string>: global_defs.drain_file: {why}"], value
+    with pytest.raises(ConfigError) as err:
+        parse(MINIMAL + "global_defs: {drain_file: 5}\n")
+    assert err.value.problems[0].startswith("<string>: global_defs.drain_file: expected a string")

@@ -161,6 +161,18 @@ class Fabric:
         h = self.hosts[host]
         self._run(h, h.node.shutdown(self.now))
 
+    def drain(self, host: str) -> list[NodeAction]:
+        h = self.hosts[host]
+        out = h.node.drain(self.now, since=1000.0 + self.now)
+        self._run(h, out)
+        return out
+
+    def undrain(self, host: str) -> list[NodeAction]:
+        h = self.hosts[host]
+        out = h.node.undrain(self.now)
+        self._run(h, out)
+        return out
+
     def set_delta(self, host: str, delta: int) -> None:
         """A tracked check on `host` moved every instance's priority by `delta`."""
         h = self.hosts[host]

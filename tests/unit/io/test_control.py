@@ -120,3 +120,62 @@ def test_status_into_head_exits_quietly(big_agent: Path) -> None:
     # Only the note that the file has problems (it names no instance), then rc.
     assert out.stderr.splitlines()[-1] == "rc=0", out.stderr
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
+
+
+def _ask(path: str, commands: dict[str, control.Answer], *lines: str) -> list[dict[str, object]]:
+    async def ask() -> list[dict[str, object]]:
+        server = await control.serve(path, lambda: {"status": True}, commands)
+        try:
+            return [await asyncio.to_thread(control.request, path, line) for line in lines]
+        finally:
+            server.close()
+
+    return asyncio.run(ask())
+
+
+def test_drain_and_undrain_run_for_root_and_status_stays_for_everyone(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    commands: dict[str, control.Answer] = {
+        "drain": lambda: calls.append("drain") or {"drained": True},
+        "undrain": lambda: calls.append("undrain") or {"drained": False},
+    }
+    monkeypatch.setattr(control, "_peer_uid", lambda writer: 0)
+    assert _ask(path, commands, "drain", "undrain", "status") == [
+        {"drained": True},
+        {"drained": False},
+        {"status": True},
+    ]
+    assert calls == ["drain", "undrain"]
+
+
+def test_drain_from_a_non_root_peer_is_refused_and_runs_nothing(
+    path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+    commands: dict[str, control.Answer] = {"drain": lambda: calls.append("drain") or {}}
+    monkeypatch.setattr(control, "_peer_uid", lambda writer: 65534)
+    with caplog.at_level(logging.WARNING):
+        answers = _ask(path, commands, "drain", "status")
+    assert answers == [{"error": "drain needs root (peer uid 65534)"}, {"status": True}]
+    assert calls == []
+    assert "drain refused, peer uid 65534 is not root" in caplog.text
+
+
+def test_the_peer_uid_is_read_from_the_socket(path: str) -> None:
+    seen: list[int | None] = []
+
+    async def ask() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(control._peer_uid(writer))
+            writer.close()
+
+        server = await asyncio.start_unix_server(handle, path)
+        _, writer = await asyncio.open_unix_connection(path)
+        await asyncio.sleep(0.1)
+        writer.close()
+        server.close()
+
+    asyncio.run(ask())
+    assert seen == [os.getuid()]
