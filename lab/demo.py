@@ -197,6 +197,8 @@ def up(topology: str) -> None:
     print(f"    {vip} back on {master} after {back:.2f}s")
     client_view()
 
+    drill_playbook(inv, env)
+
     say("the lab is still running; try:")
     print(f"    podman exec {container_name(master)} /opt/vrrp-agent/bin/vrrp-agent status")
     print(f"    podman exec {container_name(master)} systemctl stop vrrp-agent")
@@ -205,6 +207,27 @@ def up(topology: str) -> None:
         print(f"    podman exec {container_name(web)} systemctl stop nginx")
     print(f"    podman exec {container_name('client')} curl -s http://{vip}/")
     print("    make demo-down    # remove it")
+
+
+def drill_playbook(inv: Path, env: dict[str, str]) -> None:
+    """What an operator runs against a deployed inventory: playbooks/drill.yml
+    drains each holder in turn while the client probes every VIP, and reports."""
+    report = STATE / "drill-report.json"
+    say(f"ansible-playbook playbooks/drill.yml -i {inv.relative_to(REPO)}")
+    r = subprocess.run(
+        [str(BIN / "ansible-playbook"), "playbooks/drill.yml", "-i", str(inv),
+         "-e", f"drill_report={report}"],
+        cwd=REPO, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    if r.returncode != 0:
+        print(r.stdout[-4000:], r.stderr[-2000:], sep="\n")
+        raise SystemExit(f"demo: the drill playbook failed (rc {r.returncode})")
+    sys.path.insert(0, str(REPO / "roles/vrrp_ops/filter_plugins"))
+    from vrrp_drill import vrrp_drill_table
+
+    for line in vrrp_drill_table(json.loads(report.read_text())):
+        print(f"    {line}")
+    print(f"    report: {report.relative_to(REPO)}")
 
 
 def real_server_drill(director: str, vip: str, real_servers: list[str]) -> None:

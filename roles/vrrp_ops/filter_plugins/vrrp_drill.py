@@ -343,7 +343,7 @@ def vrrp_drill_exceeded(report: dict[str, Any]) -> list[str]:
 
 
 def vrrp_drill_table(report: dict[str, Any]) -> list[str]:
-    """The report as a table, one line per VIP."""
+    """The report as a table, one line per VIP, then what the columns mean."""
 
     def f(x: Any) -> str:
         return "-" if x is None else f"{x:.2f}"
@@ -356,6 +356,10 @@ def vrrp_drill_table(report: dict[str, Any]) -> list[str]:
             f"{f(e['client_downtime_s']):>7} {f(e['failback_after_s']):>7} "
             f"{f(e.get('failback_downtime_s')):>7} {f(e['bound_s']):>7}"
         )
+    lines.append(
+        "seconds: moved = takeover, down = what the client saw (away, then back), "
+        "back = failback, bound = the timers' bound"
+    )
     return lines
 
 
