@@ -53,8 +53,11 @@ def test_a_healthy_pair_is_one_step_with_the_skew_time_bound() -> None:
     assert v["protocol_s"] == pytest.approx(0.609, abs=1e-3)
     assert v["bound_s"] == pytest.approx(0.609 + 0.85, abs=1e-3)
     assert v["failback"] is True
+    # Undrained, node1 (150) waits out its Master_Down, 3 + 106/256 s, before it preempts.
+    assert v["failback_bound_s"] == pytest.approx(3.414 + 0.85, abs=1e-3)
     freeze = drill.vrrp_drill_plan(pair(), NODES, [], "freeze", slack=0.85)["steps"][0]["vips"][0]
     assert freeze["protocol_s"] == pytest.approx(3.609, abs=1e-3)  # Master_Down
+    assert freeze["failback_bound_s"] == pytest.approx(1.0 + 0.85)  # thawed: its next advert
     assert drill.vrrp_drill_plan(pair(), NODES, [], "graceful", max_downtime=2.0)["steps"][0][
         "vips"][0]["bound_s"] == 2.0  # fmt: skip
 
