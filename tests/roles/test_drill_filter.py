@@ -188,3 +188,39 @@ def test_a_client_that_never_got_back_fails_the_drill() -> None:
         "10.0.0.100: failback_after_s was not measured",
         "10.0.0.100: failback_downtime_s was not measured",
     ]
+
+
+def anycast() -> dict:
+    one = {"unicast": True, "unicast_peer": []}
+    return {
+        n: ok(doc({"VI_1": inst("MASTER", 100, f"10.0.0.1{i}", "10.255.0.2/32", **one)}))
+        for i, n in enumerate(["node1", "node2", "node3"], 1)
+    }
+
+
+def test_anycast_vips_are_not_drilled_and_a_drain_keeps_one_holder() -> None:
+    nodes = ["node1", "node2", "node3"]
+    s = anycast()
+    assert drill.vrrp_ops_holder_problems(s) == []
+    assert drill.vrrp_drill_plan(s, nodes)["problems"] == [
+        "no VIP to drill: every VIP is anycast (10.255.0.2): there is no failover to drill"
+    ]
+    assert "drill_vips: 10.255.0.2 is anycast" in drill.vrrp_drill_plan(s, nodes, ["10.255.0.2"])[
+        "problems"][0]  # fmt: skip
+    assert drill.vrrp_maintenance_problems(s, nodes, "node1") == []
+    for n in ("node2", "node3"):
+        s[n]["doc"]["instances"]["VI_1"].update(state="BACKUP", holds_vips=False)
+    assert drill.vrrp_maintenance_problems(s, nodes, "node1") == [
+        "anycast VIP 10.255.0.2: no other node holds it; draining node1 would take it down"
+    ]
+    assert drill.vrrp_ops_would_win(s, "node2") == {"VI_1": "MASTER"}
+    s["node1"]["doc"]["instances"]["VI_1"].update(state="BACKUP", holds_vips=False)
+    assert drill.vrrp_ops_holder_problems(s) == ["anycast VIP 10.255.0.2: no node holds it"]
+
+
+def test_a_vrrp_vip_must_have_exactly_one_holder() -> None:
+    s = pair()
+    s["node2"]["doc"]["instances"]["VI_1"].update(state="MASTER", holds_vips=True)
+    assert drill.vrrp_ops_holder_problems(s) == [
+        "VIP 10.0.0.100: held by node1 and node2, not exactly one"
+    ]

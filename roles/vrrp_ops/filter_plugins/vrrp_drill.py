@@ -67,6 +67,29 @@ def vrrp_ops_vips(statuses: dict[str, dict[str, Any]]) -> dict[str, list[dict[st
     return out
 
 
+def _anycast(entries: list[dict[str, Any]]) -> bool:
+    """An anycast VIP (vrrp_vip_routing_mode: anycast): every node's instance
+    is unicast with no peer, so each healthy node holds it and routing
+    spreads the clients; there is no election to drill."""
+    return bool(entries) and all(
+        e["inst"].get("unicast") and not e["inst"].get("unicast_peer") for e in entries
+    )
+
+
+def vrrp_ops_holder_problems(statuses: dict[str, dict[str, Any]]) -> list[str]:
+    """Each VIP held otherwise than it should be: a VRRP VIP by exactly one
+    node, an anycast VIP by one node at least."""
+    out = []
+    for vip, entries in vrrp_ops_vips(statuses).items():
+        who = [e["node"] for e in entries if _holds(e["inst"])]
+        if _anycast(entries):
+            if not who:
+                out.append(f"anycast VIP {vip}: no node holds it")
+        elif len(who) != 1:
+            out.append(f"VIP {vip}: held by {' and '.join(who) or 'no node'}, not exactly one")
+    return out
+
+
 def vrrp_ops_holders(statuses: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     """{vip: [nodes whose instance for it is MASTER and holds its VIPs]}."""
     return {
@@ -176,12 +199,25 @@ def vrrp_drill_plan(
                 f"drill_vips: {v} is no instance's VIP on any node (they have: "
                 f"{', '.join(sorted(vips)) or 'none'})"
             )
-    chosen = [v for v in vips if not wanted or v in wanted]
+    anycast = sorted(v for v, entries in vips.items() if _anycast(entries))
+    for v in wanted:
+        if v in anycast:
+            problems.append(
+                f"drill_vips: {v} is anycast (each healthy node holds it, no election): "
+                "there is no failover to drill; take a node out with playbooks/maintenance.yml"
+            )
+    chosen = [v for v in vips if (not wanted or v in wanted) and v not in anycast]
     if not chosen and not problems:
-        problems.append("no VIP to drill: no answering node configures a virtual_ipaddress")
+        problems.append(
+            "no VIP to drill: "
+            + (f"every VIP is anycast ({', '.join(anycast)}): there is no failover to drill"
+               if anycast else "no answering node configures a virtual_ipaddress")
+        )  # fmt: skip
 
     steps: dict[str, dict[str, Any]] = {}
     for vip, entries in vips.items():
+        if vip in anycast:
+            continue
         held_by = [e for e in entries if _holds(e["inst"])]
         if len(held_by) != 1:
             if vip in chosen or held_by:
@@ -257,11 +293,25 @@ def vrrp_maintenance_problems(
     VIP it holds that no healthy peer would take."""
     if host not in nodes:
         return [f"maintenance_host: {host} is not a VRRP node (they are: {', '.join(nodes)})"]
+    vips = vrrp_ops_vips(statuses)
+    problems = []
+    for vip, entries in vips.items():
+        if not _anycast(entries):
+            continue
+        mine = [e for e in entries if e["node"] == host and _holds(e["inst"])]
+        others = [
+            e for e in entries
+            if e["node"] != host and _holds(e["inst"])
+            and not statuses[e["node"]]["doc"].get("drained")
+        ]  # fmt: skip
+        if mine and not others:
+            problems.append(
+                f"anycast VIP {vip}: no other node holds it; draining {host} would take it down"
+            )
     held = [v for v, who in vrrp_ops_holders(statuses).items() if who == [host]]
-    if not held:
-        plan = vrrp_drill_plan(statuses, nodes, None, GRACEFUL)
-        return [p for p in plan["problems"] if not p.startswith("no VIP")]
-    return vrrp_drill_plan(statuses, nodes, held, GRACEFUL)["problems"]
+    held = [v for v in held if not _anycast(vips[v])]
+    plan = vrrp_drill_plan(statuses, nodes, held or None, GRACEFUL)
+    return problems + [p for p in plan["problems"] if held or not p.startswith("no VIP")]
 
 
 def vrrp_ops_would_win(statuses: dict[str, dict[str, Any]], host: str) -> dict[str, str]:
@@ -275,7 +325,7 @@ def vrrp_ops_would_win(statuses: dict[str, dict[str, Any]], host: str) -> dict[s
             continue
         m = mine[0]["inst"]
         others = [e["inst"] for e in entries if e["node"] != host and _holds(e["inst"])]
-        if not others:
+        if not others or _anycast(entries):  # anycast: alone, it claims after Master_Down
             out[mine[0]["iname"]] = "MASTER"
             continue
         h = others[0]
@@ -511,6 +561,7 @@ class FilterModule:
             "vrrp_ops_url": vrrp_ops_url,
             "vrrp_ops_vips": vrrp_ops_vips,
             "vrrp_ops_holders": vrrp_ops_holders,
+            "vrrp_ops_holder_problems": vrrp_ops_holder_problems,
             "vrrp_drill_plan": vrrp_drill_plan,
             "vrrp_drill_plan_lines": vrrp_drill_plan_lines,
             "vrrp_maintenance_problems": vrrp_maintenance_problems,
