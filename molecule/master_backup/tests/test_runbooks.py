@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from drills import (
     MARGIN,
     NODES,
@@ -71,6 +72,30 @@ def test_graceful_drill_moves_the_vip_and_back_within_the_timers(tmp_path: Path)
     assert "nothing left to restore" in r.stdout
     assert holders(VIP, NODES) == ["node1"]
     no_node_drained(NODES)
+
+
+@pytest.mark.parametrize("mode", ["stop", "freeze"])
+def test_the_harder_drills_move_the_vip_and_restore(mode: str, tmp_path: Path) -> None:
+    """stop: SIGTERM's priority-0 advert, bounded by Skew_Time like a drain;
+    freeze: SIGSTOP of the agent for Master_Down + 1 s, bounded by Master_Down
+    (the frozen host's kernel and nginx still answer, so the client may see
+    nothing). Either way the agent is running and unfrozen afterwards."""
+    make_master(VIP, "node1", "node2")
+    r = playbook("drill.yml", "-e", f"drill_mode={mode}", "-e", f"drill_report={tmp_path}/r.json")
+    assert r.returncode == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    check_report(report, {VIP: ("node1", "node2")})
+    e = report["vips"][VIP]
+    if mode == "freeze":
+        # Master_Down (3.61 s) from the freeze, less the up to one interval
+        # since node1's last advert: at least 2.6 s, and well above Skew_Time.
+        assert e["moved_after_s"] > 2 * 1.0 + 0.6, e
+    else:
+        assert e["moved_after_s"] < 1.0 + 0.6, e
+    assert host("node1").run("systemctl is-active vrrp-agent").stdout.strip() == "active"
+    state = host("node1").check_output("ps -o stat= -p %s", str(agent_pid("node1")))
+    assert not state.startswith("T"), state  # not left stopped
+    assert holders(VIP, NODES) == ["node1"]
 
 
 def test_maintenance_drains_a_node_across_an_agent_restart() -> None:
