@@ -18,6 +18,7 @@ from vrrp_agent.core.timers import master_down_interval, skew_time
 
 from .fabric import Fabric
 from .sim import PROPAGATION
+from .test_coordination import exclusive_pair, sync_pair
 from .test_node import config, inst, routers_for, started, to_master
 
 MD = master_down_interval(3, 1, 1.0)  # the longest Master_Down at advert_int 1
@@ -134,20 +135,14 @@ def test_owner_master_drains_like_any_master() -> None:
 
 
 def test_drained_sync_group_releases_together_and_never_claims() -> None:
-    f = Fabric()
-    groups = {"G": ["A", "B"]}
-    f.add_host("a", "10.0.0.1", {"A": (1, 150), "B": (2, 150)}, groups=groups)
-    f.add_host("b", "10.0.0.2", {"A": (1, 100), "B": (2, 100)}, groups=groups)
-    f.start("a")
-    f.start("b")
-    f.run_until(2 * MD)
-    assert f.holders() == {"A": ["a"], "B": ["a"]}
+    f = sync_pair()
+    assert f.holders() == {"V1": ["a"], "V2": ["a"]}
     out = f.drain("a")
-    assert released(out) == ["A", "B"]
+    assert released(out) == ["V1", "V2"]
     changes = [c for _, _, c in f.hosts["a"].log if c.old is State.MASTER]
     assert [c.reason for c in changes] == [DRAINED, DRAINED]
     f.run_until(f.now + MD)
-    assert f.holders() == {"A": ["b"], "B": ["b"]}
+    assert f.holders() == {"V1": ["b"], "V2": ["b"]}
     f.stop("b")
     f.run_until(f.now + LONG)
     assert f.holders() == {}
@@ -156,13 +151,7 @@ def test_drained_sync_group_releases_together_and_never_claims() -> None:
 
 
 def test_drained_exclusive_pair_never_swaps_or_claims() -> None:
-    f = Fabric()
-    pairs = {"X": "Y"}
-    f.add_host("a", "10.0.0.1", {"X": (1, 150), "Y": (2, 100)}, pairs=pairs)
-    f.add_host("b", "10.0.0.2", {"X": (1, 100), "Y": (2, 150)}, pairs=pairs)
-    f.start("a")
-    f.start("b")
-    f.run_until(2 * MD)
+    f = exclusive_pair()
     assert f.holders() == {"X": ["a"], "Y": ["b"]}
     assert released(f.drain("a")) == ["X"]
     f.run_until(f.now + MD)
