@@ -224,3 +224,16 @@ def test_a_vrrp_vip_must_have_exactly_one_holder() -> None:
     assert drill.vrrp_ops_holder_problems(s) == [
         "VIP 10.0.0.100: held by node1 and node2, not exactly one"
     ]
+
+
+def test_the_agent_command_follows_the_nodes_vrrp_agent_variables() -> None:
+    assert drill.vrrp_ops_agent({}, ["status", "--json"]) == [
+        "/opt/vrrp-agent/bin/vrrp-agent", "status", "--json", "-c", "/etc/vrrp-agent/agent.yml"
+    ]  # fmt: skip
+    host = {"vrrp_agent_venv": "/srv/a b", "vrrp_agent_config_file": "/etc/x.yml"}
+    assert (
+        drill.vrrp_ops_put_back(host, "graceful")
+        == "'/srv/a b/bin/vrrp-agent' undrain -c /etc/x.yml"
+    )
+    assert drill.vrrp_ops_put_back(host, "stop") == "systemctl start vrrp-agent"
+    assert drill.vrrp_ops_put_back(host, "freeze").startswith("kill -CONT ")

@@ -27,6 +27,27 @@ def _addr(vip: str) -> str:
     return str(vip).split("/", 1)[0]
 
 
+def vrrp_ops_agent(host: dict[str, Any], args: list[str]) -> list[str]:
+    """The argv of `vrrp-agent ARGS -c CONFIG` on a node, from its hostvars:
+    where the vrrp_agent role put the agent (its defaults, restated here
+    once: these playbooks do not run that role)."""
+    venv = host.get("vrrp_agent_venv", "/opt/vrrp-agent")
+    config = host.get("vrrp_agent_config_file", "/etc/vrrp-agent/agent.yml")
+    return [f"{venv}/bin/vrrp-agent", *args, "-c", config]
+
+
+def vrrp_ops_put_back(host: dict[str, Any], mode: str) -> str:
+    """The shell line that undoes a drill's step on a node: undrain, start
+    the agent, or thaw it."""
+    import shlex
+
+    if mode == GRACEFUL:
+        return shlex.join(vrrp_ops_agent(host, ["undrain"]))
+    if mode == STOP:
+        return "systemctl start vrrp-agent"
+    return 'kill -CONT "$(systemctl show -p MainPID --value vrrp-agent)"'
+
+
 def vrrp_ops_url(vip: str, port: object, path: str) -> str:
     """The probe's URL for a VIP (an IPv6 address in brackets)."""
     host = f"[{vip}]" if ":" in vip else vip
@@ -559,6 +580,8 @@ class FilterModule:
         return {
             "vrrp_ops_statuses": vrrp_ops_statuses,
             "vrrp_ops_url": vrrp_ops_url,
+            "vrrp_ops_agent": vrrp_ops_agent,
+            "vrrp_ops_put_back": vrrp_ops_put_back,
             "vrrp_ops_vips": vrrp_ops_vips,
             "vrrp_ops_holders": vrrp_ops_holders,
             "vrrp_ops_holder_problems": vrrp_ops_holder_problems,
