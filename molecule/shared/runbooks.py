@@ -77,9 +77,9 @@ def check_report(report: dict, moves: dict[str, tuple[str, str]], failback: bool
 
 
 def no_node_drained(nodes: tuple[str, ...]) -> None:
-    wait_for("every agent answering", lambda: all(_answers(n) for n in nodes), 15, 0.2)
+    wait_for("every agent answering", lambda: all(agent_answers(n) for n in nodes), 15, 0.2)
     assert [n for n in nodes if drained(n)] == []
 
 
-def _answers(node: str) -> bool:
+def agent_answers(node: str) -> bool:
     return host(node).run("/opt/vrrp-agent/bin/vrrp-agent status --json").rc == 0

@@ -25,7 +25,15 @@ from drills import (
     master_down,
     watch_vips,
 )
-from runbooks import REPO, agent_pid, check_report, drained, no_node_drained, playbook
+from runbooks import (
+    REPO,
+    agent_answers,
+    agent_pid,
+    check_report,
+    drained,
+    no_node_drained,
+    playbook,
+)
 
 from labkit.poll import wait_for
 
@@ -105,8 +113,7 @@ def test_maintenance_drains_a_node_across_an_agent_restart() -> None:
     assert holders(VIP, NODES) == ["node2"] and drained("node1")
     # The drain file lives under /run/vrrp-agent, which the unit keeps.
     assert host("node1").run("systemctl restart vrrp-agent").rc == 0
-    wait_for("node1's agent back", lambda: host("node1").run(
-        "/opt/vrrp-agent/bin/vrrp-agent status --json").rc == 0, 15, 0.2)  # fmt: skip
+    wait_for("node1's agent back", lambda: agent_answers("node1"), 15, 0.2)
     assert drained("node1")
     # A restarted node1 that forgot the drain would take the VIP back within
     # its Master_Down (priority 150 > 100, preempt): it must stay on node2.
